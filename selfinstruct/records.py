@@ -1,0 +1,402 @@
+"""Records: schemas, reading JSON/JSONL with line-numbered errors, safe writing.
+
+Three row shapes are read:
+
+- Alpaca examples ``{instruction, input, output}`` (``input`` may be missing);
+- Self-Instruct tasks ``{instruction, instances: [{input, output}], ...}``;
+- chat rows ``{messages: [{role, content}, ...]}``.
+
+Every problem in an input file becomes an :class:`InputError` whose message is
+one line, ``path:line: what is wrong``. The CLI prints it and exits with 2.
+Writers never truncate an existing file by accident: appends repair a torn last
+line first, and whole-file writes go to a temporary file that is then renamed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+ROLES = ("system", "user", "assistant")
+
+
+class InputError(Exception):
+    """A problem with a user's file: ``path:line: message`` on one line."""
+
+    def __init__(self, path, line: int | None, message: str):
+        self.path, self.line, self.message = str(path), line, message
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class OutputError(Exception):
+    """An output that cannot be written (or would overwrite something)."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError(path, None, "no such file")
+    if path.is_dir():
+        raise InputError(path, None, "is a directory, expected a file")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputError(path, data.count(b"\n", 0, e.start) + 1, "not valid UTF-8") from None
+
+
+def _short(err: json.JSONDecodeError) -> str:
+    return f"invalid JSON: {err.msg} (column {err.colno})"
+
+
+def iter_json_rows(path, *, skip_invalid: bool = False,
+                   on_skip: Callable[[InputError], None] | None = None) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line, value)`` for each row of a ``.jsonl`` file or a ``.json`` array.
+
+    A ``.json`` file that does not start with ``[`` is read as JSON Lines.
+    With ``skip_invalid``, malformed JSON lines are passed to ``on_skip`` instead
+    of raising (a broken JSON array cannot be skipped past and always raises).
+    """
+    path = Path(path)
+    text = _read_text(path)
+    if not text.strip():
+        raise InputError(path, 1, "file is empty")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        yield from _iter_array(path, text)
+        return
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as e:
+            err = InputError(path, n, _short(e))
+            if not skip_invalid:
+                raise err from None
+            if on_skip:
+                on_skip(err)
+
+
+def _iter_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    n = len(text)
+    expect_value = True
+    while True:
+        while pos < n and text[pos] in " \t\r\n":
+            pos += 1
+        if pos >= n:
+            raise InputError(path, _line_of(text, pos), "invalid JSON: unterminated array")
+        ch = text[pos]
+        if ch == "]" :
+            rest = text[pos + 1:].strip()
+            if rest:
+                raise InputError(path, _line_of(text, pos + 1), "invalid JSON: extra data after the array")
+            return
+        if ch == "," and not expect_value:
+            pos += 1
+            expect_value = True
+            continue
+        if not expect_value:
+            raise InputError(path, _line_of(text, pos), "invalid JSON: expected ',' or ']'")
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as e:
+            raise InputError(path, e.lineno, _short(e)) from None
+        yield _line_of(text, pos), value
+        pos, expect_value = end, False
+
+
+def _text_field(row: dict, key: str, *, required: bool, allow_empty: bool = True) -> str:
+    if key not in row or row[key] is None:
+        if required:
+            raise ValueError(f"missing field '{key}'")
+        return ""
+    value = row[key]
+    if not isinstance(value, str):
+        raise ValueError(f"field '{key}' must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise ValueError(f"field '{key}' is empty")
+    return value
+
+
+def _object(row: Any) -> dict:
+    if not isinstance(row, dict):
+        raise ValueError(f"expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def validate_example(row: Any) -> dict:
+    """An Alpaca row with string ``instruction``, ``input`` and ``output``; extra keys kept."""
+    row = _object(row)
+    out = dict(row)
+    out["instruction"] = _text_field(row, "instruction", required=True, allow_empty=False)
+    out["input"] = _text_field(row, "input", required=False)
+    out["output"] = _text_field(row, "output", required=True)
+    return out
+
+
+def validate_task(row: Any) -> dict:
+    """A Self-Instruct task; ``instances`` is a non-empty list of ``{input, output}``."""
+    row = _object(row)
+    out = dict(row)
+    out["instruction"] = _text_field(row, "instruction", required=True, allow_empty=False)
+    instances = row.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise ValueError("field 'instances' must be a non-empty list")
+    out["instances"] = []
+    for i, inst in enumerate(instances):
+        if not isinstance(inst, dict):
+            raise ValueError(f"instances[{i}] must be an object")
+        out["instances"].append({"input": _text_field(inst, "input", required=False),
+                                 "output": _text_field(inst, "output", required=True)})
+    cls = row.get("is_classification", False)
+    if not isinstance(cls, bool):
+        raise ValueError("field 'is_classification' must be true or false")
+    out["is_classification"] = cls
+    return out
+
+
+def validate_messages(row: Any) -> dict:
+    """A chat row: ``messages`` is a list of ``{role, content}`` ending with the assistant."""
+    row = _object(row)
+    msgs = row.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise ValueError("field 'messages' must be a non-empty list")
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            raise ValueError(f"messages[{i}] must be {{role: system|user|assistant, content: string}}")
+    if msgs[-1]["role"] != "assistant":
+        raise ValueError("the last message must be the assistant's")
+    return {**row, "messages": [{"role": m["role"], "content": m["content"]} for m in msgs]}
+
+
+def row_kind(row: Any) -> str:
+    """'task', 'chat' or 'example', by the keys a row has."""
+    if isinstance(row, dict):
+        if "instances" in row:
+            return "task"
+        if "messages" in row:
+            return "chat"
+    return "example"
+
+
+def read_validated(path, validate: Callable[[Any], dict], *, skip_invalid: bool = False,
+                   skipped: list | None = None) -> list[tuple[int, dict]]:
+    """Read rows and validate each; errors name ``path:line``.
+
+    With ``skip_invalid`` bad rows are appended to ``skipped`` (as InputErrors)
+    instead of raising. Raises if no valid row is left.
+    """
+    skipped = skipped if skipped is not None else []
+    rows = []
+    for line, raw in iter_json_rows(path, skip_invalid=skip_invalid, on_skip=skipped.append):
+        try:
+            rows.append((line, validate(raw)))
+        except ValueError as e:
+            err = InputError(path, line, str(e))
+            if not skip_invalid:
+                raise err from None
+            skipped.append(err)
+    if not rows:
+        raise InputError(path, None, "no valid rows")
+    return rows
+
+
+def _any_row(raw: Any) -> dict:
+    kind = row_kind(raw)
+    return {"task": validate_task, "chat": validate_messages, "example": validate_example}[kind](raw)
+
+
+def flatten_task(task: dict) -> list[dict]:
+    """One Alpaca row per instance; the task's other fields (not ``instances``) are kept."""
+    meta = {k: v for k, v in task.items() if k not in ("instances", "input", "output")}
+    return [{**meta, "input": i["input"], "output": i["output"]} for i in task["instances"]]
+
+
+def read_examples(path, *, skip_invalid: bool = False, skipped: list | None = None) -> list[dict]:
+    """Alpaca rows from Alpaca or Self-Instruct files; tasks flatten to one row per instance.
+
+    Each row gets ``_line`` (its line in the file) for later messages; writers drop it.
+    """
+    def validate(raw):
+        kind = row_kind(raw)
+        if kind == "chat":
+            raise ValueError("a chat 'messages' row, expected {instruction, input, output}")
+        return validate_task(raw) if kind == "task" else validate_example(raw)
+
+    out = []
+    for line, row in read_validated(path, validate, skip_invalid=skip_invalid, skipped=skipped):
+        for ex in (flatten_task(row) if "instances" in row else [row]):
+            out.append({**ex, "_line": line})
+    return out
+
+
+def read_tasks(path, *, skip_invalid: bool = False, skipped: list | None = None) -> list[dict]:
+    """Self-Instruct tasks; Alpaca rows are grouped by instruction into tasks."""
+    tasks: dict[str, dict] = {}
+    for line, row in read_validated(path, lambda r: validate_task(r) if row_kind(r) == "task"
+                                    else validate_example(r), skip_invalid=skip_invalid, skipped=skipped):
+        if "instances" in row:
+            key = row["instruction"]
+            if key in tasks:
+                tasks[key]["instances"].extend(row["instances"])
+            else:
+                tasks[key] = {**row, "_line": line}
+        else:
+            task = tasks.setdefault(row["instruction"], {
+                "instruction": row["instruction"], "instances": [], "is_classification": False, "_line": line})
+            task["instances"].append({"input": row["input"], "output": row["output"]})
+    return list(tasks.values())
+
+
+def read_any(path, *, skip_invalid: bool = False, skipped: list | None = None) -> list[tuple[int, dict]]:
+    """Rows of any of the three shapes, validated, as ``(line, row)``."""
+    return read_validated(path, _any_row, skip_invalid=skip_invalid, skipped=skipped)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def clean(row: dict) -> dict:
+    """Drop private keys (those starting with '_') before writing."""
+    return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def dumps(row: dict) -> str:
+    return json.dumps(clean(row), ensure_ascii=False)
+
+
+def check_writable(path, *, overwrite: bool = False) -> Path:
+    """Refuse an existing output (unless ``overwrite``) or a folder we cannot write in."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory, expected a file path")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists (will not overwrite; remove it or choose another path)")
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise OutputError(f"{path}: cannot write in {probe}")
+    return path
+
+
+def repair_jsonl(path) -> int:
+    """Cut a torn last line (one with no newline, left by a crash). Returns bytes removed."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return 0
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return 0
+        # walk back to the last newline
+        pos, block = size, 65536
+        keep = 0
+        while pos > 0:
+            start = max(0, pos - block)
+            f.seek(start)
+            chunk = f.read(pos - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                keep = start + i + 1
+                break
+            pos = start
+        f.truncate(keep)
+        return size - keep
+
+
+class JsonlWriter:
+    """Append rows to a JSONL file, one flushed line each; ``sync()`` fsyncs.
+
+    Opening repairs a torn last line first, so a crash mid-write never breaks reading.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        repair_jsonl(self.path)
+        self._f = open(self.path, "a", encoding="utf-8")
+
+    def write(self, row: dict) -> None:
+        self._f.write(dumps(row) + "\n")
+        self._f.flush()
+
+    def write_many(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def sync(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self.sync()
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write a whole file through a temporary sibling and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+
+
+def write_jsonl(path, rows: Iterable[dict]) -> int:
+    """Write all rows atomically; returns how many."""
+    lines = [dumps(r) for r in rows]
+    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def read_jsonl_lenient(path) -> list[dict]:
+    """Read our own journal back, ignoring a torn last line (used on resume)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
