@@ -11,8 +11,9 @@ import click
 
 from .models import ModelError
 from .records import InputError, OutputError
+from .teachers import TeacherError
 
-USER_ERRORS = (InputError, OutputError, ModelError)
+USER_ERRORS = (InputError, OutputError, ModelError, TeacherError)
 
 
 class Group(click.Group):
@@ -34,9 +35,129 @@ def main():
 
 # ----------------------------------------------------------------- generate (issue 4)
 
+@main.command()
+@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
+              help="Total rounds for the run; on an existing --out, rounds already done count.")
+@click.option("--seeds", "seeds_path", type=click.Path(dir_okay=False), default=None,
+              help="Seed tasks (Self-Instruct .jsonl or Alpaca .json/.jsonl). Default: the packaged 175 seeds.")
+@click.option("--teacher", default="embedded", show_default=True,
+              help="Teacher LLM: embedded (Gemma 3 270M, offline), smollm2, hf:PATH_OR_ID, openai:MODEL, or a folder.")
+@click.option("--base-url", default=None, help="OpenAI-compatible server URL for openai:MODEL (e.g. http://127.0.0.1:8000/v1).")
+@click.option("--api-key", default=None,
+              help="API key for openai:MODEL; prefer the OPENAI_API_KEY environment variable. Never written to disk.")
+@click.option("--endpoint", type=click.Choice(["chat", "completions"]), default="chat", show_default=True,
+              help="openai:MODEL endpoint: chat messages, or plain completions for base models.")
+@click.option("--concurrency", type=click.IntRange(1), default=16, show_default=True,
+              help="Requests in flight at once (API teachers); also how many tasks get instances per write.")
+@click.option("--price-in", type=click.FloatRange(0), default=None,
+              help="USD per 1M prompt tokens, to estimate cost (needs --price-out too).")
+@click.option("--price-out", type=click.FloatRange(0), default=None, help="USD per 1M completion tokens.")
+@click.option("--prompts-per-round", type=click.IntRange(1), default=None,
+              help="Instruction-generation requests per round. Default: 8 (selfinstruct), 2 (alpaca), "
+                   "about a minute a round with the embedded teacher on a 2-core CPU.")
+@click.option("--instances", type=click.IntRange(1, 5), default=5, show_default=True,
+              help="At most this many input/output instances per task.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.7, show_default=True,
+              help="Reject a candidate whose ROUGE-L to a seed or kept task is above this.")
+@click.option("--style", type=click.Choice(["selfinstruct", "alpaca"]), default="selfinstruct", show_default=True,
+              help="selfinstruct: the paper's staged loop; alpaca: instruction, input and output in one pass.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default outputs/<name>). An existing run folder is resumed.")
+@click.option("--name", default=None, help="Run name for the default --out (default: a UTC timestamp).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for sampling prompts and the teacher.")
+@click.option("--max-tokens", type=click.IntRange(16), default=512, show_default=True,
+              help="Token limit per instruction-generation request (instance requests use at most 384).")
+@click.option("--temperature", type=click.FloatRange(0), default=0.7, show_default=True, help="Sampling temperature.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="Nucleus sampling top-p (the paper uses 0.5).")
+@click.option("--trust-remote-code", is_flag=True, help="Allow custom model code for hf: teachers.")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed seed rows (reported) instead of stopping.")
+def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, price_in, price_out,
+             prompts_per_round, instances, threshold, style, out_dir, name, seed, max_tokens, temperature, top_p,
+             trust_remote_code, skip_invalid):
+    """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
+    import datetime as dt
+    from pathlib import Path
+
+    from .generate import GenerateConfig, run, summary
+    from .journal import RunState
+    from .seeds import load_seeds
+    from .teachers import make_teacher
+
+    if (price_in is None) != (price_out is None):
+        raise click.UsageError("--price-in and --price-out go together")
+    cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
+                         instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
+                         temperature=temperature, top_p=top_p, endpoint=endpoint, base_url=base_url,
+                         seeds=seeds_path, price_in=price_in, price_out=price_out, chunk=concurrency)
+    skipped = []
+    seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
+    for err in skipped:
+        click.echo(f"skipped: {err}", err=True)
+    name = name or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    state = RunState(Path(out_dir) if out_dir else Path("outputs") / name, cfg.run_json(), seeds)
+    if state.next_round > rounds:
+        click.echo(f"{state.out}: all {rounds} round(s) already done; pass a larger --rounds to continue", err=True)
+        return
+    t = make_teacher(teacher, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
+                     trust_remote_code=trust_remote_code, seed=seed)
+    try:
+        stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True))
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; run the same command again to resume {state.out}", err=True)
+        sys.exit(130)
+    finally:
+        t.close()
+    click.echo(summary(stats, state))
+
+
 # ----------------------------------------------------------------- train (issue 5)
 
 # ----------------------------------------------------------------- eval, report (issue 6)
+
+
+@main.command("eval")
+@click.option("--model", "models", multiple=True, required=True,
+              help="Model to evaluate (repeat for A, B, ...): embedded, smollm2, a checkpoint folder or a hub id.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Rows with references: Alpaca or Self-Instruct JSON/JSONL (e.g. a train run's val.jsonl).")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder for results.jsonl, metrics.json, report.md, report.html (never overwritten).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate a seeded sample of N rows.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --limit sampling (and sampling).")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Most tokens per answer; an answer that hits it counts as runaway.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Prompts generated together (left padding).")
+@click.option("--template", type=click.Choice(["alpaca", "chat"]), default="alpaca", show_default=True,
+              help="Prompt format; use the one the model was trained with.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="0 = greedy decoding.")
+@click.option("--judge", default=None,
+              help="Teacher spec (e.g. openai:gpt-4o-mini) for a pairwise A/B judgement of the first two models.")
+@click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Best and worst rows (by ROUGE-L gap between the first two models) shown in the reports.")
+def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, template, temperature, judge, examples):
+    """Answer each row with each model and score the answers (ROUGE-L, exact match, failure shares)."""
+    from .evaluate import run_eval
+
+    run_eval(list(models), data, out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+             batch_size=batch_size, template=template, temperature=temperature, judge=judge,
+             examples=examples, log=lambda m: click.echo(m, err=True))
+    click.echo(f"{out}/report.md\n{out}/report.html")
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Folder for report.md and the PNG plots [default: RUN_DIR/report].")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier report in that folder.")
+def report_cmd(run_dir, out, overwrite):
+    """Report on a `selfinstruct generate` run: counts, rejections, lengths, similarity, verbs, cost."""
+    from .report import write_run_report
+
+    path = write_run_report(run_dir, out, overwrite=overwrite)
+    click.echo(str(path))
 
 
 if __name__ == "__main__":  # pragma: no cover

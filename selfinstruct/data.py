@@ -1,0 +1,165 @@
+"""Training data: read rows, split, tokenise with response-only labels, pack or pad.
+
+Labels are built once, at tokenisation (Alpaca ``train.py`` / TRL style): the
+prompt and ``prompt + completion + EOS`` are tokenised, and the prompt part of
+the labels is set to ``IGNORE_INDEX``. The collator only pads or packs; it
+never derives labels from pad ids (so a pad id equal to EOS is harmless).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .formatting import format_example
+from .records import InputError, clean, flatten_task, read_any, row_kind
+
+IGNORE_INDEX = -100
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def data_file(path) -> Path:
+    """A file, or a `generate` output folder (its data.jsonl)."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "data.jsonl").exists():
+            raise InputError(path, None, "folder has no data.jsonl (expected a `selfinstruct generate` output)")
+        return path / "data.jsonl"
+    return path
+
+
+def load_rows(path, template: str = "alpaca", *, skip_invalid: bool = False,
+              skipped: list | None = None) -> list[dict]:
+    """Alpaca rows (tasks flattened) and chat rows, each with ``_line``; chat rows need --template chat."""
+    path = data_file(path)
+    rows = []
+    for line, row in read_any(path, skip_invalid=skip_invalid, skipped=skipped):
+        kind = row_kind(row)
+        if kind == "chat" and template != "chat":
+            err = InputError(path, line, "a chat 'messages' row: train it with --template chat")
+            if not skip_invalid:
+                raise err
+            if skipped is not None:
+                skipped.append(err)
+            continue
+        rows.extend({**r, "_line": line} for r in (flatten_task(row) if kind == "task" else [row]))
+    if not rows:
+        raise InputError(path, None, "no usable rows")
+    return rows
+
+
+def split_rows(rows: list[dict], val_fraction: float, seed: int = 42) -> tuple[list[dict], list[dict]]:
+    """Deterministic hash split: the rows with the smallest sha256(seed, row) go to validation.
+
+    Independent of file order; identical rows land on the same side. At least one
+    validation row when ``val_fraction > 0`` and there are two rows or more.
+    """
+    if val_fraction <= 0 or len(rows) < 2:
+        return list(rows), []
+    n_val = min(len(rows) - 1, max(1, round(len(rows) * val_fraction)))
+
+    def key(i: int) -> str:
+        text = json.dumps(clean(rows[i]), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(f"{seed}\0{text}".encode()).hexdigest()
+
+    val_idx = set(sorted(range(len(rows)), key=key)[:n_val])
+    return ([r for i, r in enumerate(rows) if i not in val_idx],
+            [r for i, r in enumerate(rows) if i in val_idx])
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+def encode_example(prompt: str, completion: str, tokenizer, max_length: int,
+                   add_special_tokens: bool = True) -> dict | None:
+    """``{input_ids, labels}`` with the prompt masked; None if truncation cut the whole response.
+
+    Truncation keeps the start (the prompt) and cuts the response; a cut response
+    loses its EOS too, so the model never learns to stop mid-answer.
+    """
+    prompt_ids = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
+    ids = tokenizer(prompt + completion, add_special_tokens=add_special_tokens)["input_ids"]
+    eos = tokenizer.eos_token_id
+    if eos is not None and (not ids or ids[-1] != eos):
+        ids = ids + [eos]
+    ids = ids[:max_length]
+    n_prompt = len(prompt_ids)
+    if n_prompt >= len(ids):
+        return None
+    return {"input_ids": ids, "labels": [IGNORE_INDEX] * n_prompt + ids[n_prompt:]}
+
+
+def encode_rows(rows: list[dict], tokenizer, template: str = "alpaca",
+                max_length: int = 1024) -> tuple[list[dict], int]:
+    """Tokenise rows; returns (examples, how many were dropped because the response was cut entirely)."""
+    # a chat template writes its own BOS; the Alpaca text needs the tokenizer's
+    add_special = template != "chat"
+    out, dropped = [], 0
+    for row in rows:
+        prompt, completion = format_example(row, template, tokenizer)
+        ex = encode_example(prompt, completion, tokenizer, max_length, add_special)
+        if ex is None:
+            dropped += 1
+        else:
+            out.append(ex)
+    return out, dropped
+
+
+# --------------------------------------------------------------------------- batches
+
+
+class Collator:
+    """Pack (padding-free) or pad a list of ``{input_ids, labels}``.
+
+    - ``packing=True``: the batch becomes ONE row ``[1, sum(lengths)]`` with
+      ``position_ids`` restarting at 0 for each example and no attention mask.
+      transformers reads the restarts: flash-attention-2 runs varlen kernels,
+      SDPA/eager build a block-diagonal causal mask (masking_utils
+      ``find_packed_sequence_indices``), so attention never crosses examples.
+      The first label of each example is forced to IGNORE_INDEX so no example
+      is trained to predict the next one's first token.
+    - ``packing=False``: right-pad to the longest row (optionally a multiple of
+      ``pad_to_multiple_of``); labels padded with IGNORE_INDEX.
+    """
+
+    def __init__(self, pad_token_id: int, packing: bool = True, pad_to_multiple_of: int | None = None):
+        self.pad_token_id, self.packing, self.multiple = pad_token_id, packing, pad_to_multiple_of
+
+    def __call__(self, features: list[dict]) -> dict:
+        return self.pack(features) if self.packing else self.pad(features)
+
+    @staticmethod
+    def pack(features: list[dict]) -> dict:
+        import torch
+
+        ids, labels, pos = [], [], []
+        for f in features:
+            ids += list(f["input_ids"])
+            labels += [IGNORE_INDEX] + list(f["labels"])[1:]
+            pos += range(len(f["input_ids"]))
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([pos])}
+
+    def pad(self, features: list[dict]) -> dict:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        if self.multiple:
+            width = -(-width // self.multiple) * self.multiple
+        ids, labels, mask = [], [], []
+        for f in features:
+            n = len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_token_id] * (width - n))
+            labels.append(list(f["labels"]) + [IGNORE_INDEX] * (width - n))
+            mask.append([1] * n + [0] * (width - n))
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
+                "attention_mask": torch.tensor(mask)}
+
+
+def count_tokens(examples: list[dict]) -> tuple[int, int]:
+    """(all tokens, response tokens that carry loss)."""
+    total = sum(len(e["input_ids"]) for e in examples)
+    trained = sum(sum(1 for t in e["labels"] if t != IGNORE_INDEX) for e in examples)
+    return total, trained

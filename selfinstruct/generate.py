@@ -1,0 +1,324 @@
+"""The Self-Instruct bootstrap loop: propose, screen, classify, add instances, keep.
+
+Each stage is its own function; :class:`~selfinstruct.journal.RunState` owns the
+files. One round (``run_round``):
+
+1. ``propose``: ``prompts_per_round`` prompts of 8 shown instructions (6 seeds +
+   2 from the pool once it has some), parsed into candidates;
+2. ``screen``: heuristics, then ROUGE-L against the seeds and everything kept;
+3. ``classify``: a few-shot Yes/No prompt per survivor;
+4. ``add_instances``: input-first (or output-first for classification) examples,
+   cleaned by ``clean_instances``; a task left with none is rejected.
+
+``style="alpaca"`` proposes whole tasks (instruction, input, output), about 20 a
+request, and skips steps 3 and 4 but for cleaning.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from . import prompts as P
+from .filters import RecordFilter, instance_reason, instruction_reason
+from .journal import USAGE_KEYS, RunState
+from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
+from .teachers import Usage, estimate_cost
+
+STYLES = ("selfinstruct", "alpaca")
+MAX_INSTANCES = 5
+# measured on the 2-core CPU with the embedded Gemma 3 270M: about a minute a round (docs/benchmarks.md)
+DEFAULT_PROMPTS = {"selfinstruct": 8, "alpaca": 2}
+CLASSIFY_TOKENS = 3
+INSTANCE_TOKENS = 384
+
+
+@dataclass
+class GenerateConfig:
+    rounds: int = 5
+    teacher: str = "embedded"
+    style: str = "selfinstruct"
+    prompts_per_round: int | None = None
+    instances: int = MAX_INSTANCES
+    threshold: float = 0.7
+    seed: int = 0
+    max_tokens: int = 512
+    temperature: float = 0.7
+    top_p: float = 0.5
+    endpoint: str = "chat"
+    base_url: str | None = None
+    seeds: str | None = None
+    price_in: float | None = None
+    price_out: float | None = None
+    chunk: int = 16  # instance prompts sent (and their tasks written) at a time
+
+    def __post_init__(self):
+        if self.style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}")
+        if not 1 <= self.instances <= MAX_INSTANCES:
+            raise ValueError(f"instances must be between 1 and {MAX_INSTANCES}")
+        if not 0 < self.threshold <= 1:
+            raise ValueError("threshold must be in (0, 1]")
+        if self.rounds < 1 or (self.prompts_per_round is not None and self.prompts_per_round < 1):
+            raise ValueError("rounds and prompts_per_round must be at least 1")
+        self.teacher = self.teacher or "embedded"
+        if self.prompts_per_round is None:
+            self.prompts_per_round = DEFAULT_PROMPTS[self.style]
+
+    def run_json(self) -> dict:
+        """What run.json keeps (never an API key: there is none in here)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("price_in", "price_out", "chunk")}
+
+
+@dataclass
+class Candidate:
+    instruction: str
+    instances: list | None = None  # alpaca style: proposed with its one instance
+    similarity: float | None = None
+    most_similar: str | None = None
+
+
+# --------------------------------------------------------------------------- screening
+
+
+class Screen:
+    """Heuristics + the ROUGE-L gate over seeds and every kept instruction."""
+
+    def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = ()):
+        self.filter = RecordFilter(threshold=threshold, heuristics=False)
+        for task in seeds:
+            self.filter.add_reference(task["instruction"])
+        for instruction in kept:
+            self.filter.add_reference(instruction)
+
+    def check(self, cand: Candidate) -> str | None:
+        """None to keep (and index) it; else the reason. Sets ``similarity``/``most_similar``."""
+        reason = instruction_reason(cand.instruction)
+        if reason:
+            return reason
+        record = {"instruction": cand.instruction, "input": "", "output": ""}
+        d = self.filter.check(record)
+        cand.similarity = None if d.similarity is None else round(float(d.similarity), 4)
+        cand.most_similar = d.most_similar
+        if not d.keep:
+            return d.reason
+        self.filter.add(record)
+        return None
+
+
+def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
+    kept, rejected = [], []
+    for c in cands:
+        reason = gate.check(c)
+        (rejected.append((c, reason)) if reason else kept.append(c))
+    return kept, rejected
+
+
+# --------------------------------------------------------------------------- teacher stages
+
+
+def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progress, temperature=None):
+    return teacher.complete(prompts, max_tokens=max_tokens, stop=stop, progress=progress, top_p=cfg.top_p,
+                            temperature=cfg.temperature if temperature is None else temperature)
+
+
+def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], pool: list[dict], label: str):
+    """Ask for new tasks; returns (candidates, [(garbage text, reason)])."""
+    chat = teacher.is_chat
+    shown, built = [], []
+    for _ in range(cfg.prompts_per_round):
+        if cfg.style == "alpaca":
+            demos = P.sample_context(rng, [t for t in seeds if t.get("instances")], pool, n=P.ALPACA_DEMOS,
+                                     from_pool=1)
+            built.append(P.alpaca_prompt(demos, chat=chat))
+        else:
+            demos = P.sample_context(rng, [t["instruction"] for t in seeds], [t["instruction"] for t in pool])
+            built.append(P.instruction_prompt(demos, chat=chat))
+        shown.append(len(demos))
+    stop = P.alpaca_stop(chat=chat) if cfg.style == "alpaca" else P.instruction_stop(P.IN_CONTEXT, chat=chat)
+    max_tokens = max(cfg.max_tokens, 1024) if cfg.style == "alpaca" else cfg.max_tokens
+    outs = _complete(teacher, built, cfg, max_tokens=max_tokens, stop=stop, progress=f"{label} instructions")
+    cands, garbage = [], []
+    for n, c in zip(shown, outs):
+        if cfg.style == "alpaca":
+            parsed = parse_alpaca(c.text, finish_reason=c.finish_reason,
+                                  prefix="" if chat else f"{n + 1}. Instruction:")
+            cands += [Candidate(t["instruction"], [{"input": t["input"], "output": t["output"]}])
+                      for t in parsed.items]
+        else:
+            parsed = parse_instructions(c.text, finish_reason=c.finish_reason, prefix="" if chat else f"{n + 1}.")
+            cands += [Candidate(text) for text in parsed.items]
+        garbage += parsed.rejected
+    return cands, garbage
+
+
+def classify(teacher, cfg: GenerateConfig, cands: list[Candidate], label: str) -> list[bool]:
+    """Is each candidate a classification task? Greedy Yes/No; garbage reads as No."""
+    if not cands:
+        return []
+    chat = teacher.is_chat
+    outs = _complete(teacher, [P.classify_prompt(c.instruction, chat=chat) for c in cands], cfg,
+                     max_tokens=CLASSIFY_TOKENS, stop=None if chat else ["\n"], progress=f"{label} classify",
+                     temperature=0.0)
+    return [parse_yes_no(c.text) for c in outs]
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def clean_instances(instances: list[dict], limit: int = MAX_INSTANCES) -> tuple[list[dict], Counter]:
+    """Drop empty outputs, output == input, duplicates, and inputs with conflicting outputs.
+
+    Two or more different outputs for one non-empty input are all dropped; a task
+    with no input keeps its first output only. At most ``limit`` are returned.
+    """
+    dropped: Counter = Counter()
+    ok = []
+    for inst in instances:
+        reason = instance_reason(inst["input"], inst["output"])
+        if reason:
+            dropped[reason] += 1
+        else:
+            ok.append(inst)
+    outputs: dict[str, set] = {}
+    for inst in ok:
+        outputs.setdefault(_norm(inst["input"]), set()).add(_norm(inst["output"]))
+    out, seen = [], set()
+    for inst in ok:
+        key = (_norm(inst["input"]), _norm(inst["output"]))
+        if key in seen:
+            dropped["duplicate_instance"] += 1
+        elif len(outputs[key[0]]) > 1 and (key[0] or any(k[0] == "" for k in seen)):
+            dropped["conflicting_outputs"] += 1
+        else:
+            seen.add(key)
+            out.append({"input": inst["input"].strip(), "output": inst["output"].strip()})
+    if len(out) > limit:
+        dropped["over_limit"] += len(out) - limit
+    return out[:limit], dropped
+
+
+def instance_prompts(teacher, cfg, rng, seeds, cands, labels) -> list:
+    return [P.instance_prompt(c.instruction, P.pick_demos(rng, seeds, classification=y), classification=y,
+                              chat=teacher.is_chat, count=cfg.instances) for c, y in zip(cands, labels)]
+
+
+def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], cands: list[Candidate],
+                  labels: list[bool], keep: Callable, reject: Callable, dropped: Counter, label: str) -> None:
+    """Generate, parse and clean instances, ``cfg.chunk`` tasks at a time; ``keep``/``reject`` each."""
+    chat = teacher.is_chat
+    built = instance_prompts(teacher, cfg, rng, seeds, cands, labels)
+    for start in range(0, len(cands), cfg.chunk):
+        part = slice(start, start + cfg.chunk)
+        chunk_label = f"{label} instances" + (f" {start + 1}-{min(start + cfg.chunk, len(cands))}/{len(cands)}"
+                                              if len(cands) > cfg.chunk else "")
+        outs = _complete(teacher, built[part], cfg, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
+                         stop=P.instance_stop(chat=chat, count=cfg.instances), progress=chunk_label)
+        for cand, y, out in zip(cands[part], labels[part], outs):
+            parsed = parse_instances(out.text, classification=y, finish_reason=out.finish_reason,
+                                     prefix="" if chat else P.instance_prefix(y))
+            dropped.update(reason for _, reason in parsed.rejected)
+            cand.instances, why = clean_instances(parsed.items, cfg.instances)
+            dropped.update(why)
+            (keep(cand, y) if cand.instances else reject(cand, "no_instances"))
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _usage(teacher, before, carried: dict) -> dict:
+    now = (teacher.usage - before).as_dict()
+    return {k: int(now.get(k, 0)) + carried.get(k, 0) for k in USAGE_KEYS}
+
+
+def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round_no: int) -> dict:
+    """One round, written as it goes; returns its stats row."""
+    t0, before = time.monotonic(), teacher.usage.snapshot()
+    carried = state.carried_usage(round_no)
+    label = f"round {round_no}/{cfg.rounds}"
+    rng = random.Random(f"{cfg.seed}:{round_no}")
+    seeds = state.seeds
+    dropped: Counter = Counter()
+
+    def checkpoint():
+        state.checkpoint(round_no, _usage(teacher, before, carried), time.monotonic() - t0)
+
+    def reject(cand: Candidate, reason: str) -> None:
+        state.add_rejected({"instruction": cand.instruction, "reason": reason, "round": round_no,
+                            "similarity": cand.similarity, "most_similar": cand.most_similar})
+
+    def keep(cand: Candidate, is_cls: bool) -> None:
+        task = {"instruction": cand.instruction, "instances": cand.instances, "is_classification": is_cls,
+                "round": round_no, "teacher": teacher.name, "similarity": cand.similarity,
+                "most_similar": cand.most_similar}
+        if not state.add_task(task):
+            reject(cand, "exact_duplicate")
+
+    cands, garbage = propose(teacher, cfg, rng, seeds, state.pool, label)
+    for text, reason in garbage:
+        reject(Candidate(text), reason)
+    kept, rejected = screen(cands, gate)
+    for cand, reason in rejected:
+        reject(cand, reason)
+    checkpoint()
+    if cfg.style == "alpaca":
+        for cand in kept:
+            cand.instances, why = clean_instances(cand.instances, cfg.instances)
+            dropped.update(why)
+            (keep(cand, False) if cand.instances else reject(cand, "no_instances"))
+    else:
+        labels = classify(teacher, cfg, kept, label)
+        checkpoint()
+        add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label)
+    usage = _usage(teacher, before, carried)
+    cost = estimate_cost(Usage(**usage), cfg.price_in, cfg.price_out)
+    return state.finish_round(round_no, usage, time.monotonic() - t0, cost, dropped)
+
+
+def build_screen(cfg: GenerateConfig, state: RunState) -> Screen:
+    """The ROUGE-L index over seeds, kept tasks and instructions that passed screening before."""
+    passed = [r["instruction"] for r in state.rejected if r.get("reason") == "no_instances"]
+    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks] + passed)
+
+
+def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], None] = print) -> dict:
+    """Run rounds ``state.next_round .. cfg.rounds``; returns the stats."""
+    state.start(teacher.name)
+    gate = build_screen(cfg, state)
+    try:
+        if state.next_round > cfg.rounds:
+            echo(f"{state.out}: all {cfg.rounds} round(s) already done; pass a larger --rounds to continue")
+        elif state.resumed:
+            echo(f"resuming {state.out} at round {state.next_round} ({len(state.tasks)} tasks kept so far)")
+        for r in range(state.next_round, cfg.rounds + 1):
+            row = run_round(teacher, cfg, state, gate, r)
+            echo(f"round {r}: {row['kept']} kept of {row['candidates']} candidates, {row['instances']} instances, "
+                 f"{row['seconds']:.0f}s")
+    finally:
+        state.close()
+    return state.stats
+
+
+def summary(stats: dict, state: RunState) -> str:
+    """One screen: a line per round, the totals, and where the files are."""
+    head = f"{'round':>5} {'cand':>6} {'kept':>5} {'inst':>5} {'tok in':>8} {'tok out':>8} {'cost $':>8} {'sec':>6}  rejected"
+    lines = [f"teacher {stats.get('teacher')}, {stats.get('seeds')} seed tasks", head]
+
+    def line(name, r):
+        cost = "-" if r["cost_usd"] is None else f"{r['cost_usd']:.4f}"
+        top = ", ".join(f"{k} {v}" for k, v in sorted(r["rejected"].items(), key=lambda kv: -kv[1])[:4])
+        return (f"{name:>5} {r['candidates']:>6} {r['kept']:>5} {r['instances']:>5} {r['prompt_tokens']:>8} "
+                f"{r['completion_tokens']:>8} {cost:>8} {r['seconds']:>6.0f}  {top}")
+
+    rounds = stats.get("rounds", [])
+    shown = rounds if len(rounds) <= 12 else rounds[:3] + rounds[-8:]
+    lines += [line(str(r["round"]), r) for r in shown]
+    if "total" in stats:
+        lines.append(line("all", stats["total"]))
+    lines.append(f"{len(state.tasks)} tasks -> {state.paths['tasks']}")
+    lines.append(f"{sum(len(t['instances']) for t in state.tasks)} training rows -> {state.paths['data']}")
+    lines.append(f"{len(state.rejected)} rejected -> {state.paths['rejected']}; stats -> {state.paths['stats']}")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""Prompts for the Self-Instruct loop; texts live in ``selfinstruct/templates/``.
+
+Every builder returns a plain string for a base (completion) teacher or a list
+of ``{role, content}`` messages for a chat teacher. Base prompts end where the
+teacher should continue (``"9."``, ``"Input:"``, ...); the parser in
+``parsing.py`` gets that prefix back through ``CONTINUES``.
+"""
+from __future__ import annotations
+
+import random
+import re
+from functools import lru_cache
+from importlib.resources import files
+
+IN_CONTEXT = 8          # instructions shown per prompt (paper: 6 human + 2 machine)
+FROM_POOL = 2
+NEW_PER_PROMPT = 7      # base prompts stop at "16." after 8 shown; chat prompts ask for 7
+ALPACA_DEMOS = 3        # Alpaca's num_prompt_instructions
+ALPACA_COUNT = 20       # tasks asked for per Alpaca-style request
+INSTANCE_DEMOS = 2      # seed tasks shown as examples in an instance prompt
+
+
+@lru_cache(maxsize=None)
+def template(name: str) -> str:
+    """A template file from the package (``templates/NAME.txt``)."""
+    return files("selfinstruct").joinpath("templates", f"{name}.txt").read_text(encoding="utf-8")
+
+
+def fill(text: str, **values) -> str:
+    """Replace ``{key}`` placeholders in one pass (values may contain braces)."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace; drop a trailing colon (as the paper does for shown instructions)."""
+    return re.sub(r"\s+", " ", text).strip().rstrip(":").strip()
+
+
+def _chat(system: str, user: str) -> list[dict]:
+    return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sample_context(rng: random.Random, seeds: list[str], pool: list[str], *, n: int = IN_CONTEXT,
+                   from_pool: int = FROM_POOL) -> list[str]:
+    """``n`` instructions: ``from_pool`` machine ones when the pool has them, the rest seeds; shuffled."""
+    k = min(from_pool, len(pool))
+    picked = rng.sample(pool, k) + rng.sample(seeds, min(n - k, len(seeds)))
+    rng.shuffle(picked)
+    return picked
+
+
+# --------------------------------------------------------------------------- instructions
+
+
+def instruction_prompt(instructions: list[str], *, chat: bool):
+    """Ask for new tasks after a numbered list of ``instructions``."""
+    listed = "".join(f"{i}. {one_line(s)}\n" for i, s in enumerate(instructions, 1))
+    nxt = len(instructions) + 1
+    if not chat:
+        return template("instructions_base") + listed + f"{nxt}."
+    user = fill(template("instructions_chat_user"), examples=listed.rstrip("\n"), count=NEW_PER_PROMPT, next=nxt)
+    return _chat(template("instructions_chat_system"), user)
+
+
+def instruction_stop(n_shown: int, *, chat: bool) -> list[str] | None:
+    """The paper's stop sequences: a blank line, or reaching item 16."""
+    last = n_shown + NEW_PER_PROMPT + 1
+    return None if chat else ["\n\n", f"\n{last}", f"{last}.", f"{last} ."]
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def classify_prompt(instruction: str, *, chat: bool):
+    """Few-shot Yes/No: is this a classification task?"""
+    text = fill(template("classify"), instruction=one_line(instruction)).rstrip()
+    if not chat:
+        return text
+    head = text[: -len("Classification:")].rstrip()
+    return _chat("Answer with one word: Yes or No.",
+                 head + "\n\nIs the last task a classification task? Answer Yes or No.")
+
+
+# --------------------------------------------------------------------------- instances
+
+
+def format_demo(task: dict, *, classification: bool) -> str:
+    """One seed task with its first instance, in the instance prompt's format."""
+    inst = task["instances"][0]
+    inp = inst["input"].strip() or "<noinput>"
+    if classification:
+        return f"Task: {one_line(task['instruction'])}\nClass label: {inst['output'].strip()}\nInput: {inp}\n\n"
+    return f"Task: {one_line(task['instruction'])}\nExample 1\nInput: {inp}\nOutput: {inst['output'].strip()}\n\n"
+
+
+def pick_demos(rng: random.Random, seeds: list[dict], *, classification: bool, k: int = INSTANCE_DEMOS) -> list[dict]:
+    """Seed tasks to show: same kind (classification or not) where possible, each with an instance."""
+    usable = [t for t in seeds if t.get("instances")]
+    same = [t for t in usable if bool(t.get("is_classification")) == classification]
+    source = same if len(same) >= k else usable
+    return rng.sample(source, min(k, len(source)))
+
+
+def instance_prompt(instruction: str, demos: list[dict], *, classification: bool, chat: bool, count: int = 5):
+    """Input-first (ordinary tasks) or output-first (classification) instance prompt."""
+    name = "instances_output_first" if classification else "instances_input_first"
+    shown = "".join(format_demo(t, classification=classification) for t in demos)
+    text = fill(template(name), demos=shown, instruction=one_line(instruction), count=count).rstrip()
+    if not chat:
+        return text
+    tail = "Class label:" if classification else "Example 1\nInput:"
+    head = text[: -len(tail)].rstrip()
+    return _chat(template("instances_chat_system"),
+                 head + f"\n\nWrite up to {count} examples for this last task, in the same format.")
+
+
+def instance_prefix(classification: bool) -> str:
+    """What a base instance prompt already wrote of the answer."""
+    return "Class label:" if classification else "Example 1\nInput:"
+
+
+def instance_stop(*, chat: bool, count: int = 5) -> list[str] | None:
+    return ["\nTask:", f"Example {count + 1}"] if not chat else None
+
+
+# --------------------------------------------------------------------------- alpaca style
+
+
+def alpaca_prompt(demos: list[dict], *, chat: bool, count: int = ALPACA_COUNT):
+    """Alpaca's one-pass prompt: numbered Instruction/Input/Output blocks separated by ``###``."""
+    text = fill(template("alpaca"), count=count) + "\n"
+    for i, task in enumerate(demos, 1):
+        inst = task["instances"][0]
+        text += (f"###\n{i}. Instruction: {one_line(task['instruction'])}\n"
+                 f"{i}. Input:\n{inst['input'].strip() or '<noinput>'}\n{i}. Output:\n{inst['output'].strip()}\n")
+    text += "###\n"
+    nxt = len(demos) + 1
+    if not chat:
+        return text + f"{nxt}. Instruction:"
+    return _chat("You write instruction-tuning data in a fixed format. Reply in that format only.",
+                 text + f"Continue the list from {nxt} to {count} in the same format, with ### between tasks.")
+
+
+def alpaca_stop(*, chat: bool, count: int = ALPACA_COUNT) -> list[str] | None:
+    return None if chat else [f"\n{count + 1}.", f"{count + 1}. Instruction:"]
