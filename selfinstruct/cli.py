@@ -33,6 +33,65 @@ def main():
 
 # ----------------------------------------------------------------- filter (issue 3)
 
+@main.command("filter")
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Write the kept rows here (JSONL; must not exist).")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
+              help="Also write the rejected rows, each with a 'reason' (JSONL; must not exist).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="Reject an instruction whose ROUGE-L F1 with a kept or --against one is above this.")
+@click.option("--against", "against_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Instructions to compare against but not output (seed tasks, an earlier set). Repeatable.")
+@click.option("--no-heuristics", is_flag=True,
+              help="Only the similarity and exact-duplicate checks; skip length/blacklist/etc. rules.")
+@click.option("--tokenizer", type=click.Choice(["rouge", "unicode"]), default="rouge", show_default=True,
+              help="rouge: rouge-score's (ASCII words only). unicode: words in any script, CJK per character; "
+                   "also turns off the English-only rules.")
+@click.option("--blacklist", default=None, metavar="WORD,...",
+              help="Comma-separated words that mark tasks a text model cannot do (replaces the default "
+                   "list: image, graph, file, map, draw, plot, go to, video, audio, ...; '' for none).")
+@click.option("--exact-above", "floor", type=click.FloatRange(0, 1), default=None,
+              help="Report kept rows' similarity exactly when above this (else null). Default: 0 "
+                   "(always exact) up to 10,000 rows, else the threshold (fastest).")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (and count them) instead of stopping.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
+               blacklist, floor, skip_invalid, no_progress):
+    """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
+    import os
+
+    from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, filter_records, summary_lines
+    from .records import check_writable, read_examples, write_jsonl
+
+    outs = [out_path] + ([rejected_path] if rejected_path else [])
+    if rejected_path and os.path.abspath(rejected_path) == os.path.abspath(out_path):
+        raise OutputError("--out and --rejected must be different files")
+    for p in outs:
+        check_writable(p)
+    if floor is not None and floor > threshold:
+        raise click.BadParameter("must be at most --threshold", param_hint="--exact-above")
+    skipped: list = []
+    records = read_examples(input_path, skip_invalid=skip_invalid, skipped=skipped)
+    against = []
+    for p in against_paths:
+        against += [r["instruction"] for r in read_examples(p, skip_invalid=skip_invalid, skipped=skipped)]
+    words = DEFAULT_BLACKLIST if blacklist is None else [w for w in blacklist.split(",") if w.strip()]
+    if floor is None:
+        floor = 0.0 if len(records) <= AUTO_EXACT_ROWS else threshold
+    kept, rejected, stats = filter_records(
+        records, threshold=threshold, tokenizer=tokenizer, heuristics=not no_heuristics, blacklist=words,
+        against=list(dict.fromkeys(against)), floor=floor, progress=not no_progress)
+    write_jsonl(out_path, kept)
+    if rejected_path:
+        write_jsonl(rejected_path, rejected)
+    stats["skipped_invalid"] = len(skipped)
+    for err in skipped[:5]:
+        click.echo(f"skipped: {err}", err=True)
+    for line in summary_lines(stats, out_path, rejected_path):
+        click.echo(line, err=True)
+
+
 # ----------------------------------------------------------------- generate (issue 4)
 
 @main.command()

@@ -92,7 +92,7 @@ def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 class Scripted:
-    """What a scripted server saw: request bodies (JSON), headers, arrival times, most requests in flight."""
+    """What a scripted server saw: request bodies (JSON), headers (lower-case names), arrival times, most requests in flight."""
 
     def __init__(self, replies, delay: float = 0.0):
         self.replies = list(replies)
@@ -153,7 +153,7 @@ def start_scripted(replies, delay: float = 0.0):
 
         def do_POST(self):
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, headers, body = state.next_reply(json.loads(raw or b"{}"), dict(self.headers))
+            status, headers, body = state.next_reply(json.loads(raw or b"{}"), {k.lower(): v for k, v in self.headers.items()})
             self._send(status, headers, body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -75,7 +75,7 @@ def test_key_never_leaks(katan, caplog):
     assert "authentication failed" in str(e.value) and KEY not in str(e.value)
     body = {"error": {"message": f"bad request from key {KEY}", "type": "invalid_request_error"}}
     with start_scripted([(400, {}, body)]) as (url, _):
-        c = teacher(url).complete(["x"])[0]
+        c = teacher(url, api_key=KEY).complete(["x"])[0]
     assert c.finish_reason == "error" and "BadRequestError" in c.error
     assert KEY not in c.error and "bad request from key ***" in c.error
     assert KEY not in caplog.text and "bad request from key ***" in caplog.text
@@ -141,7 +141,7 @@ def test_completions_endpoint_for_base_models():
     assert (cut.text, cut.finish_reason) == ("one two", "stop")
     assert (whole.text, whole.finish_reason) == ("one two\n\nthree", "length")
     assert seen.bodies[1]["top_p"] == 0.9 and "stop" not in seen.bodies[1]
-    assert seen.headers[0]["Authorization"] == f"Bearer {KEY}"
+    assert seen.headers[0]["authorization"] == f"Bearer {KEY}"
 
 
 def test_missing_usage_counts_zero():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from rouge_score import rouge_scorer, tokenizers
 
+from selfinstruct.filters import instance_reason, instruction_reason
 from selfinstruct.records import InputError
 from selfinstruct.seeds import MIN_SEEDS, default_seeds_path, load_seeds, seed_stats
 
@@ -87,12 +88,10 @@ def test_instructions_pass_the_heuristics(ours):
         assert not hits, (ins, hits)
 
 
-def test_instructions_pass_the_project_filter(ours):
-    filters = pytest.importorskip("selfinstruct.filters")
-    reason = getattr(filters, "instruction_reason", None)
-    if reason is None:
-        pytest.skip("selfinstruct.filters has no instruction_reason yet")
-    assert {t["name"]: reason(t["instruction"]) for t in ours if reason(t["instruction"])} == {}
+def test_seeds_pass_the_project_filters(ours):
+    assert {t["name"]: instruction_reason(t["instruction"]) for t in ours if instruction_reason(t["instruction"])} == {}
+    bad = [(t["name"], instance_reason(i["input"], i["output"])) for t in ours for i in t["instances"]]
+    assert [b for b in bad if b[1]] == []
 
 
 def test_outputs_are_concise_and_labels_are_short(ours):

@@ -1,0 +1,219 @@
+"""Filters for generated instructions: the Self-Instruct/Alpaca heuristics and the ROUGE-L gate.
+
+A record is kept iff it passes the heuristics (unless turned off), is not an exact
+duplicate of a kept record's instruction+input, and its instruction's ROUGE-L F-measure
+against every earlier kept instruction and every reference (seeds, ``--against``) is
+<= threshold -- the rule of the Self-Instruct and Alpaca scripts, walked in input order.
+
+The ROUGE gate is per instruction: a row whose instruction (whitespace-normalised) equals
+an already KEPT instruction passes it (several instances of one flattened task), and only
+an exact instruction+input repeat is rejected. A row whose instruction equals a reference
+is "similar" (score 1.0).
+
+Kept rows carry ``similarity`` (max ROUGE-L against earlier kept instructions and the
+references) and ``most_similar`` (that instruction). Both are exact whenever the max is
+above ``floor``; below it they are ``None`` ("at most floor"). ``floor=0`` makes all of
+them exact; the CLI uses 0 for inputs up to 10,000 rows and the threshold above that.
+"""
+from __future__ import annotations
+
+import re
+import string
+import sys
+import time
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Iterable
+
+import regex
+from tqdm import tqdm
+
+from .similarity import RougeIndex
+
+DEFAULT_BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
+                     "map", "maps", "draw", "plot", "go to", "video", "audio", "music", "flowchart",
+                     "diagram")
+MIN_WORDS, MAX_WORDS = 3, 150      # rejected: <= MIN_WORDS or > MAX_WORDS words
+AUTO_EXACT_ROWS = 10_000           # the CLI's floor is 0 (all similarities exact) up to this size
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_UNICODE_WORD = regex.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+
+
+def word_count(text: str, *, unicode: bool = False) -> int:
+    """Whitespace-separated words; in unicode mode each Chinese/Japanese character counts as one."""
+    return len(_UNICODE_WORD.findall(text)) if unicode else len(text.split())
+
+
+@lru_cache(maxsize=16)
+def _blacklist_re(words: tuple[str, ...]):
+    if not words:
+        return None
+    alts = "|".join(re.escape(w.strip()).replace(r"\ ", r"\s+") for w in words if w.strip())
+    return re.compile(rf"\b({alts})\b", re.IGNORECASE) if alts else None
+
+
+def _starts_with_punctuation(text: str, unicode: bool) -> bool:
+    c = text[0]
+    return c in string.punctuation or (unicode and unicodedata.category(c)[0] in "PS")
+
+
+def instruction_reason(instruction: str, *, unicode: bool = False,
+                       blacklist: Iterable[str] = DEFAULT_BLACKLIST) -> str | None:
+    """Why an instruction is unusable, or None. Checks, in the Self-Instruct order: word count
+    (<= 3 or > 150), blacklisted words (whole words, any case), "Write a program" prefix,
+    leading punctuation, and (English only, off when ``unicode``) a non-ASCII first character."""
+    inst = instruction.strip()
+    if not inst:
+        return "too_short"
+    n = word_count(inst, unicode=unicode)
+    if n <= MIN_WORDS:
+        return "too_short"
+    if n > MAX_WORDS:
+        return "too_long"
+    pattern = _blacklist_re(tuple(blacklist))
+    hit = pattern.search(inst) if pattern else None
+    if hit:
+        return "blacklist:" + "_".join(hit.group(1).lower().split())
+    if inst.lower().startswith("write a program"):
+        return "write_a_program"
+    if _starts_with_punctuation(inst, unicode):
+        return "starts_with_punctuation"
+    if not unicode and not inst[0].isascii():
+        return "non_english_start"
+    return None
+
+
+def instance_reason(input: str, output: str) -> str | None:
+    """Why an (input, output) instance is unusable, or None: empty output, or output == input."""
+    out = (output or "").strip()
+    if not out:
+        return "empty_output"
+    if out == (input or "").strip():
+        return "output_equals_input"
+    return None
+
+
+@dataclass
+class Decision:
+    keep: bool
+    reason: str | None
+    similarity: float | None
+    most_similar: str | None
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split())
+
+
+class RecordFilter:
+    """Decides, record by record, what to keep (see the module docstring for the rules)."""
+
+    def __init__(self, threshold: float = 0.7, tokenizer: str = "rouge", heuristics: bool = True,
+                 blacklist: Iterable[str] = DEFAULT_BLACKLIST, floor: float | None = None):
+        self.index = RougeIndex(threshold, tokenizer, floor)
+        self.threshold, self.heuristics = threshold, heuristics
+        self.unicode = tokenizer == "unicode"
+        self.blacklist = tuple(blacklist)
+        self.counts: Counter = Counter()
+        self._kept: dict[str, tuple[float | None, str | None]] = {}   # instruction -> its similarity
+        self._pairs: set[tuple[str, str]] = set()                     # kept (instruction, input)
+        self._last: tuple = (None, None)                              # (instruction, similarity)
+
+    def add_reference(self, instruction: str) -> None:
+        """Index an instruction to compare against (a seed, an --against row); never output."""
+        self.index.add(instruction)
+
+    def check(self, record: dict) -> Decision:
+        """The decision for ``record`` against what is kept so far; adds nothing."""
+        inst, inp, out = record["instruction"], record.get("input") or "", record.get("output") or ""
+        if self.heuristics:
+            reason = (instruction_reason(inst, unicode=self.unicode, blacklist=self.blacklist)
+                      or instance_reason(inp, out))
+            if reason:
+                return Decision(False, reason, None, None)
+        key = _norm(inst)
+        if (key, _norm(inp)) in self._pairs:
+            return Decision(False, "exact_duplicate", None, None)
+        if key in self._kept:
+            return Decision(True, None, *self._kept[key])
+        score, i = self.index.nearest(inst)
+        similar = self.index.texts[i] if i is not None else None
+        self._last = (key, (score if i is not None else None, similar))
+        if i is not None and score > self.threshold:
+            return Decision(False, "similar", score, similar)
+        return Decision(True, None, *self._last[1])
+
+    def add(self, record: dict) -> None:
+        """Keep ``record`` (its instruction joins the index once)."""
+        key = _norm(record["instruction"])
+        self._pairs.add((key, _norm(record.get("input") or "")))
+        if key not in self._kept:
+            self._kept[key] = self._last[1] if self._last[0] == key else (None, None)
+            self.index.add(record["instruction"])
+
+    def offer(self, record: dict) -> Decision:
+        """Check ``record`` and keep it if it passes; counts the outcome."""
+        d = self.check(record)
+        self.counts[d.reason or "kept"] += 1
+        if d.keep:
+            self.add(record)
+        return d
+
+
+def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: str = "rouge",
+                   heuristics: bool = True, blacklist: Iterable[str] = DEFAULT_BLACKLIST,
+                   against: Iterable[str] = (), floor: float | None = None,
+                   progress: bool = True) -> tuple[list[dict], list[dict], dict]:
+    """Filter ``records`` in order. Returns ``(kept, rejected, stats)``.
+
+    Kept rows gain ``similarity`` and ``most_similar``; rejected rows gain ``reason`` (and,
+    for "similar", the same two fields). ``stats`` has the counts, seconds and pairs
+    compared/pruned. ``against`` instructions are indexed first and never output.
+    """
+    start = time.perf_counter()
+    against = list(against)
+    f = RecordFilter(threshold, tokenizer, heuristics, blacklist, floor)
+    f.index.fit_order([r["instruction"] for r in records] + against)
+    for a in against:
+        f.add_reference(a)
+    kept, rejected = [], []
+    bar = tqdm(records, desc="filter", unit="row", file=sys.stderr, mininterval=1.0,
+               disable=not progress or len(records) < 2000)
+    for r in bar:
+        d = f.offer(r)
+        if d.keep:
+            kept.append({**r, "similarity": d.similarity, "most_similar": d.most_similar})
+        elif d.reason == "similar":
+            rejected.append({**r, "reason": d.reason, "similarity": d.similarity,
+                             "most_similar": d.most_similar})
+        else:
+            rejected.append({**r, "reason": d.reason})
+    stats = {"rows": len(records), "kept": len(kept), "rejected": len(rejected),
+             "reasons": dict(sorted(((k, v) for k, v in f.counts.items() if k != "kept"),
+                                    key=lambda kv: -kv[1])),
+             "references": len(against), "floor": f.index.floor,
+             "pairs_compared": f.index.pairs_compared, "pairs_pruned": f.index.pairs_pruned,
+             "seconds": time.perf_counter() - start}
+    return kept, rejected, stats
+
+
+def summary_lines(stats: dict, out_path=None, rejected_path=None) -> list[str]:
+    """The one-screen summary the CLI prints on stderr."""
+    total = stats["pairs_compared"] + stats["pairs_pruned"]
+    pct = 100 * stats["pairs_pruned"] / total if total else 0.0
+    lines = [f"filter: {stats['rows']:,} rows -> {stats['kept']:,} kept, {stats['rejected']:,} rejected "
+             f"in {stats['seconds']:.1f} s"]
+    lines += [f"  {reason:<28}{n:>10,}" for reason, n in stats["reasons"].items()]
+    if stats.get("skipped_invalid"):
+        lines.append(f"  {'skipped (invalid rows)':<28}{stats['skipped_invalid']:>10,}")
+    lines.append(f"ROUGE-L pairs: {stats['pairs_compared']:,} compared, {stats['pairs_pruned']:,} pruned "
+                 f"({pct:.2f}%); {stats['references']:,} reference instructions; "
+                 f"similarity exact above {stats['floor']:g}")
+    if out_path:
+        wrote = f"wrote {out_path} ({stats['kept']:,} rows)"
+        if rejected_path:
+            wrote += f", {rejected_path} ({stats['rejected']:,} rows)"
+        lines.append(wrote)
+    return lines

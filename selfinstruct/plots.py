@@ -1,0 +1,80 @@
+"""PNG plots for `selfinstruct report` (matplotlib's object API on the Agg canvas: no pyplot state)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _figure(width: float = 7.0, height: float = 4.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path) -> Path:
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    return path
+
+
+def plot_rounds(rounds: list[dict], path) -> Path:
+    """Kept and rejected (stacked by reason) per round; rejected totals per reason."""
+    fig = _figure(10, 4)
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
+    labels = [str(r["round"]) for r in rounds]
+    reasons = sorted({k for r in rounds for k in r.get("rejected", {})},
+                     key=lambda k: -sum(r.get("rejected", {}).get(k, 0) for r in rounds))
+    bottom = [r.get("kept", 0) for r in rounds]
+    ax.bar(labels, bottom, label="kept", color="#2e7d32")
+    for reason in reasons:
+        vals = [r.get("rejected", {}).get(reason, 0) for r in rounds]
+        ax.bar(labels, vals, bottom=bottom, label=f"rejected: {reason}")
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.set_xlabel("round")
+    ax.set_ylabel("candidate instructions")
+    ax.set_title("Kept and rejected per round")
+    ax.legend(fontsize=7)
+    totals = [sum(r.get("rejected", {}).get(k, 0) for r in rounds) for k in reasons]
+    ax2.barh(reasons[::-1], totals[::-1], color="#c62828")
+    ax2.set_xlabel("rejected (all rounds)")
+    ax2.set_title("Rejections by reason")
+    return _save(fig, path)
+
+
+def plot_lengths(instruction_words: list[int], output_words: list[int], path) -> Path:
+    fig = _figure(10, 3.8)
+    for ax, xs, what, color in zip(fig.subplots(1, 2), (instruction_words, output_words),
+                                   ("instruction", "output"), ("#1565c0", "#6a1b9a")):
+        ax.hist(xs, bins=min(30, max(5, len(set(xs)))), color=color)
+        ax.set_xlabel(f"{what} length (words)")
+        ax.set_ylabel("count")
+        ax.set_title(f"{what.capitalize()}s: n={len(xs)}")
+    return _save(fig, path)
+
+
+def plot_similarity(similarities: list[float], path, threshold: float | None = None) -> Path:
+    """Histogram of each kept instruction's max ROUGE-L to the rest (Self-Instruct, figure 3)."""
+    fig = _figure(7, 4)
+    ax = fig.subplots()
+    ax.hist(similarities, bins=[i / 20 for i in range(21)], color="#00838f", edgecolor="white")
+    if threshold is not None:
+        ax.axvline(threshold, color="#c62828", linestyle="--", label=f"filter threshold {threshold}")
+        ax.legend()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("ROUGE-L with the most similar other instruction")
+    ax.set_ylabel("kept instructions")
+    ax.set_title("Similarity of kept instructions")
+    return _save(fig, path)
+
+
+def plot_verbs(verbs: list[tuple[str, int]], path) -> Path:
+    fig = _figure(7, max(3.0, 0.28 * len(verbs) + 1))
+    ax = fig.subplots()
+    words = [w for w, _ in verbs][::-1]
+    ax.barh(words, [n for _, n in verbs][::-1], color="#ef6c00")
+    ax.set_xlabel("instructions")
+    ax.set_title(f"Most common leading words (top {len(verbs)})")
+    return _save(fig, path)

@@ -1,0 +1,192 @@
+"""`selfinstruct report RUN_DIR`: what a `generate` run produced, as report.md + PNG plots.
+
+Counts come from stats.json (per round: kept, rejected by reason, tokens, cost);
+lengths, similarities and leading words from tasks.jsonl / data.jsonl.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+from .records import InputError, OutputError, atomic_write_text, check_writable, read_jsonl_lenient
+
+RECOMPUTE_MAX = 1000   # recompute missing similarities (all pairs, ~5 s at 1000) up to this many
+TOP_VERBS = 20
+PLOTS = ("rounds.png", "lengths.png", "similarity.png", "verbs.png")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_run(run_dir) -> dict:
+    """stats, tasks, data rows and run config of a generate run; InputError for anything else."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise InputError(d, None, "not a folder (expected a `selfinstruct generate` output)")
+    missing = [f for f in ("stats.json", "tasks.jsonl") if not (d / f).is_file()]
+    if missing:
+        raise InputError(d, None, f"not a `selfinstruct generate` run (no {' or '.join(missing)})")
+    stats = _read_json(d / "stats.json")
+    if not isinstance(stats, dict) or not isinstance(stats.get("rounds"), list):
+        raise InputError(d / "stats.json", None, "not generate stats (no 'rounds' list)")
+    tasks = read_jsonl_lenient(d / "tasks.jsonl")
+    data = read_jsonl_lenient(d / "data.jsonl") if (d / "data.jsonl").exists() else [
+        {"instruction": t["instruction"], **i} for t in tasks for i in t.get("instances", [])]
+    config = _read_json(d / "run.json") if (d / "run.json").is_file() else {}
+    return {"dir": d, "stats": stats, "tasks": tasks, "data": data, "config": config if isinstance(config, dict) else {}}
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(path, e.lineno, f"invalid JSON: {e.msg}") from None
+    except UnicodeDecodeError:
+        raise InputError(path, None, "not valid UTF-8") from None
+
+
+# --------------------------------------------------------------------------- analysis (pure)
+
+
+def words(text: str) -> int:
+    return len(str(text or "").split())
+
+
+def leading_word(instruction: str) -> str:
+    """First word, lowercased, letters only ('Write,' -> 'write'); '' when there is none."""
+    m = re.search(r"[^\W\d_]+(?:['’][^\W\d_]+)?", instruction or "")
+    return m.group(0).lower() if m else ""
+
+
+def leading_verbs(instructions: list[str], k: int = TOP_VERBS) -> list[tuple[str, int]]:
+    return Counter(w for w in map(leading_word, instructions) if w).most_common(k)
+
+
+def max_similarities(instructions: list[str]) -> list[float]:
+    """Each instruction's max ROUGE-L F1 to every other one (same scores as rouge-score)."""
+    from .similarity import rouge_l, tokenize
+
+    toks = [tokenize(t) for t in instructions]
+    best = [0.0] * len(toks)
+    for i in range(len(toks)):
+        for j in range(i + 1, len(toks)):
+            s = rouge_l(toks[i], toks[j])
+            best[i], best[j] = max(best[i], s), max(best[j], s)
+    return best
+
+
+def similarities(tasks: list[dict]) -> tuple[list[float], str]:
+    """(values, source): tasks.jsonl's `similarity` (max ROUGE-L to the seeds and the tasks kept
+    before it), else recomputed among the kept instructions for runs up to RECOMPUTE_MAX."""
+    given = [t.get("similarity") for t in tasks]
+    if tasks and all(isinstance(s, (int, float)) for s in given):
+        return [float(s) for s in given], "tasks.jsonl `similarity` (vs seeds and earlier kept tasks)"
+    if len(tasks) <= RECOMPUTE_MAX:
+        return max_similarities([t["instruction"] for t in tasks]), "recomputed among the kept instructions"
+    return [float(s) for s in given if isinstance(s, (int, float))], "tasks.jsonl (rows without a value left out)"
+
+
+def summarize_run(run: dict) -> dict:
+    stats, tasks, data = run["stats"], run["tasks"], run["data"]
+    rounds = stats["rounds"]
+    reasons: Counter = Counter()
+    for r in rounds:
+        reasons.update(r.get("rejected", {}))
+    sims, source = similarities(tasks)
+    total = stats.get("total") or {}
+    return {
+        "teacher": stats.get("teacher"), "seeds": stats.get("seeds"), "rounds": rounds, "reasons": reasons,
+        "kept": sum(r.get("kept", 0) for r in rounds), "tasks": len(tasks), "examples": len(data),
+        "classification": sum(bool(t.get("is_classification")) for t in tasks),
+        "instruction_words": [words(t.get("instruction")) for t in tasks],
+        "output_words": [words(r.get("output")) for r in data],
+        "similarities": sims, "similarity_source": source,
+        "verbs": leading_verbs([t.get("instruction", "") for t in tasks]),
+        "prompt_tokens": total.get("prompt_tokens", sum(r.get("prompt_tokens", 0) for r in rounds)),
+        "completion_tokens": total.get("completion_tokens", sum(r.get("completion_tokens", 0) for r in rounds)),
+        "cost_usd": _cost(rounds),
+        "seconds": sum(r.get("seconds", 0) or 0 for r in rounds),
+    }
+
+
+def _cost(rounds: list[dict]) -> float | None:
+    costs = [r.get("cost_usd") for r in rounds]
+    return None if not costs or any(c is None for c in costs) else sum(costs)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _table(head, rows) -> str:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def _pct(values: list[float], q: float) -> str:
+    if not values:
+        return "-"
+    xs = sorted(values)
+    return f"{xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))]:g}"
+
+
+def render_run_markdown(s: dict, run_dir, config: dict) -> str:
+    cost = "unknown (no prices given)" if s["cost_usd"] is None else f"${s['cost_usd']:.4f}"
+    round_rows = [[r["round"], r.get("candidates", 0), r.get("kept", 0), sum(r.get("rejected", {}).values()),
+                   r.get("instances", 0), r.get("requests", 0), r.get("prompt_tokens", 0),
+                   r.get("completion_tokens", 0), "-" if r.get("cost_usd") is None else f"{r['cost_usd']:.4f}",
+                   f"{r.get('seconds', 0) or 0:.0f}"] for r in s["rounds"]]
+    sims = s["similarities"]
+    parts = [
+        f"# Generate run report: {run_dir}", "",
+        f"Teacher: {s['teacher']}; {s['seeds']} seed tasks; {len(s['rounds'])} round(s); style "
+        f"{config.get('style', '?')}, ROUGE-L threshold {config.get('threshold', '?')}.", "",
+        f"Kept **{s['tasks']} tasks** ({s['classification']} classification) with **{s['examples']} examples**; "
+        f"rejected {sum(s['reasons'].values())} candidates. Tokens: {s['prompt_tokens']} prompt + "
+        f"{s['completion_tokens']} completion; estimated cost {cost}; {s['seconds']:.0f} s of rounds.", "",
+        "## Per round", "",
+        _table(["round", "candidates", "kept", "rejected", "instances", "requests", "prompt tok",
+                "completion tok", "cost $", "s"], round_rows), "",
+        "![kept and rejected per round](rounds.png)", "",
+        "## Rejections by reason", "",
+        _table(["reason", "count"], s["reasons"].most_common()) if s["reasons"] else "None.", "",
+        "## Lengths (words)", "",
+        _table(["", "n", "median", "90th pct", "max"],
+               [["instruction", len(s["instruction_words"]), _pct(s["instruction_words"], .5),
+                 _pct(s["instruction_words"], .9), max(s["instruction_words"], default="-")],
+                ["output", len(s["output_words"]), _pct(s["output_words"], .5), _pct(s["output_words"], .9),
+                 max(s["output_words"], default="-")]]), "",
+        "![length histograms](lengths.png)", "",
+        "## Similarity of kept instructions", "",
+        f"Max ROUGE-L of each kept instruction to the rest ({s['similarity_source']}): "
+        f"median {_pct(sims, .5)}, 90th percentile {_pct(sims, .9)}, n={len(sims)}.", "",
+        "![similarity histogram](similarity.png)", "",
+        "## Most common leading words", "",
+        "The first word of each kept instruction, lowercased: a rough view of diversity "
+        "(the paper uses verb-noun pairs from a parser).", "",
+        _table(["word", "instructions"], s["verbs"]) if s["verbs"] else "None.", "",
+        "![leading words](verbs.png)", "",
+    ]
+    return "\n".join(parts)
+
+
+def write_run_report(run_dir, out=None, *, overwrite: bool = False) -> Path:
+    """Write report.md and the plots into ``out`` (default RUN_DIR/report); returns report.md."""
+    from . import plots
+
+    run = load_run(run_dir)
+    out = Path(out) if out else run["dir"] / "report"
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    for name in ("report.md", *PLOTS):
+        check_writable(out / name, overwrite=overwrite)
+    s = summarize_run(run)
+    out.mkdir(parents=True, exist_ok=True)
+    plots.plot_rounds(s["rounds"], out / "rounds.png")
+    plots.plot_lengths(s["instruction_words"], s["output_words"], out / "lengths.png")
+    plots.plot_similarity(s["similarities"], out / "similarity.png", run["config"].get("threshold"))
+    plots.plot_verbs(s["verbs"], out / "verbs.png")
+    atomic_write_text(out / "report.md", render_run_markdown(s, run["dir"], run["config"]))
+    return out / "report.md"
