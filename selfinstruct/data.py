@@ -119,9 +119,12 @@ class Collator:
       SDPA/eager build a block-diagonal causal mask (masking_utils
       ``find_packed_sequence_indices``), so attention never crosses examples.
       The first label of each example is forced to IGNORE_INDEX so no example
-      is trained to predict the next one's first token.
+      is trained to predict the next one's first token. ``use_cache=False`` is
+      part of the batch: transformers only looks for packed position ids when
+      no KV cache is passed.
     - ``packing=False``: right-pad to the longest row (optionally a multiple of
-      ``pad_to_multiple_of``); labels padded with IGNORE_INDEX.
+      ``pad_to_multiple_of``); labels padded with IGNORE_INDEX. No KV cache either
+      (training needs none).
     """
 
     def __init__(self, pad_token_id: int, packing: bool = True, pad_to_multiple_of: int | None = None):
@@ -140,7 +143,7 @@ class Collator:
             labels += [IGNORE_INDEX] + list(f["labels"])[1:]
             pos += range(len(f["input_ids"]))
         return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
-                "position_ids": torch.tensor([pos])}
+                "position_ids": torch.tensor([pos]), "use_cache": False}
 
     def pad(self, features: list[dict]) -> dict:
         import torch
@@ -155,7 +158,7 @@ class Collator:
             labels.append(list(f["labels"]) + [IGNORE_INDEX] * (width - n))
             mask.append([1] * n + [0] * (width - n))
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-                "attention_mask": torch.tensor(mask)}
+                "attention_mask": torch.tensor(mask), "use_cache": False}
 
 
 def count_tokens(examples: list[dict]) -> tuple[int, int]:

@@ -13,7 +13,8 @@ is "similar" (score 1.0).
 Kept rows carry ``similarity`` (max ROUGE-L against earlier kept instructions and the
 references) and ``most_similar`` (that instruction). Both are exact whenever the max is
 above ``floor``; below it they are ``None`` ("at most floor"). ``floor=0`` makes all of
-them exact; the CLI uses 0 for inputs up to 10,000 rows and the threshold above that.
+them exact (``similarity`` 0.0 and ``most_similar`` None when no word is shared); the CLI
+uses floor 0 for inputs up to 10,000 rows and the threshold above that.
 """
 from __future__ import annotations
 
@@ -139,10 +140,12 @@ class RecordFilter:
         if key in self._kept:
             return Decision(True, None, *self._kept[key])
         score, i = self.index.nearest(inst)
-        similar = self.index.texts[i] if i is not None else None
-        self._last = (key, (score if i is not None else None, similar))
+        if i is None:       # the max is <= floor: exactly 0 when the floor is 0, else unknown
+            self._last = (key, (0.0 if self.index.floor == 0 else None, None))
+        else:
+            self._last = (key, (score, self.index.texts[i]))
         if i is not None and score > self.threshold:
-            return Decision(False, "similar", score, similar)
+            return Decision(False, "similar", *self._last[1])
         return Decision(True, None, *self._last[1])
 
     def add(self, record: dict) -> None:

@@ -87,11 +87,12 @@ class Screen:
     """Heuristics + the ROUGE-L gate over seeds and every kept instruction."""
 
     def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = ()):
-        self.filter = RecordFilter(threshold=threshold, heuristics=False)
+        # floor 0: every kept task gets its exact max ROUGE-L to the earlier pool
+        self.filter = RecordFilter(threshold=threshold, heuristics=False, floor=0.0)
         for task in seeds:
             self.filter.add_reference(task["instruction"])
         for instruction in kept:
-            self.filter.add_reference(instruction)
+            self.filter.add({"instruction": instruction, "input": ""})
 
     def check(self, cand: Candidate) -> str | None:
         """None to keep (and index) it; else the reason. Sets ``similarity``/``most_similar``."""

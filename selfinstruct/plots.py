@@ -41,7 +41,15 @@ def plot_rounds(rounds: list[dict], path) -> Path:
     ax2.barh(reasons[::-1], totals[::-1], color="#c62828")
     ax2.set_xlabel("rejected (all rounds)")
     ax2.set_title("Rejections by reason")
+    _integer_ticks(ax.yaxis, ax2.xaxis)
     return _save(fig, path)
+
+
+def _integer_ticks(*axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for a in axes:
+        a.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_lengths(instruction_words: list[int], output_words: list[int], path) -> Path:
@@ -77,4 +85,5 @@ def plot_verbs(verbs: list[tuple[str, int]], path) -> Path:
     ax.barh(words, [n for _, n in verbs][::-1], color="#ef6c00")
     ax.set_xlabel("instructions")
     ax.set_title(f"Most common leading words (top {len(verbs)})")
+    _integer_ticks(ax.xaxis)
     return _save(fig, path)

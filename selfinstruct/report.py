@@ -126,10 +126,14 @@ def _table(head, rows) -> str:
 
 
 def _pct(values: list[float], q: float) -> str:
+    """The q-quantile (linear interpolation, like numpy's default), 3 significant digits."""
     if not values:
         return "-"
     xs = sorted(values)
-    return f"{xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))]:g}"
+    pos = q * (len(xs) - 1)
+    lo = int(pos)
+    value = xs[lo] + (xs[min(lo + 1, len(xs) - 1)] - xs[lo]) * (pos - lo)
+    return f"{value:.3g}"
 
 
 def render_run_markdown(s: dict, run_dir, config: dict) -> str:

@@ -41,9 +41,9 @@ def test_chat_instruction_prompt_exact():
 def test_classify_prompt():
     base = P.classify_prompt("Tell me if {x} is odd.", chat=False)
     assert base.startswith("Decide whether each task is a classification task")
-    assert base.endswith("Task: Translate the sentence into French.\nClassification: No\n\n"
+    assert base.endswith("Task: Write a short story about a lost key.\nClassification: No\n\n"
                          "Task: Tell me if {x} is odd.\nClassification:")
-    assert base.count("Classification: Yes") == 4 and base.count("Classification: No") == 4
+    assert base.count("Classification: Yes") == 3 and base.count("Classification: No") == 6
     chat = P.classify_prompt("Tell me if it is odd.", chat=True)
     assert chat[1]["content"].endswith("Task: Tell me if it is odd.\n\n"
                                        "Is the last task a classification task? Answer Yes or No.")

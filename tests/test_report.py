@@ -87,7 +87,7 @@ def test_report_writes_markdown_and_real_pngs(tmp_path):
     assert "rejected 4 candidates" in md and "2200 prompt + 900 completion" in md and "$0.0030" in md
     assert "| 1 | 5 | 2 | 3 | 3 | 4 | 1000 | 400 | 0.0010 | 12 |" in md
     assert "| too_similar | 3 |" in md and "| write | 2 |" in md
-    assert "median 0.31" in md and "n=4" in md
+    assert "median 0.375, 90th percentile 0.496, n=4" in md
     sizes = {}
     for name in ("rounds.png", "lengths.png", "similarity.png", "verbs.png"):
         assert f"]({name})" in md

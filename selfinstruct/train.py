@@ -1,0 +1,328 @@
+"""`selfinstruct train`: full-parameter SFT with transformers' Trainer.
+
+One flow (:func:`train`): check the output folder and the data (before any
+model loads), split, tokenise with response-only labels, load the model, run
+``Trainer`` (AdamW, cosine + warmup, clipping 1.0, bf16 on GPU), save the final
+(best-validation) model as a plain checkpoint at the root of ``out``.
+``accelerate launch --config_file selfinstruct/configs/fsdp.yaml -m selfinstruct.cli train ...``
+runs the same flow under FSDP; the Trainer handles the distribution.
+
+Layout of ``out``: the model (config, safetensors, tokenizer, generation config),
+``checkpoints/`` (Trainer checkpoints: best and last), ``metrics.jsonl``,
+``loss.png``, ``val.jsonl`` (held-out rows) and ``train_args.json``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+from . import data as D
+from .formatting import TemplateError, check_template
+from .models import ModelError, resolve_model
+from .records import InputError, JsonlWriter, OutputError, atomic_write_json, read_jsonl_lenient, write_jsonl
+
+# options that must match when resuming (same data order and LR schedule)
+RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",
+               "weight_decay", "max_length", "val_fraction", "template", "packing", "seed")
+
+
+@dataclasses.dataclass
+class TrainOptions:
+    data: str
+    out: str
+    model: str | None = None
+    epochs: float = 3.0
+    max_steps: int | None = None
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-5
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    max_length: int = 1024
+    val_fraction: float = 0.05
+    template: str = "alpaca"
+    packing: bool = True
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    resume: bool = False
+    eval_steps: float = 0.1  # < 1: a fraction of the total steps
+    save_steps: float | None = None  # default: eval_steps (the best checkpoint needs them aligned)
+    logging_steps: int = 10
+    skip_invalid: bool = False
+    trust_remote_code: bool = False
+
+
+def warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- setup helpers
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_out_dir(opts: TrainOptions, saved_args: dict) -> str | None:
+    """Refuse a non-empty folder unless resuming; when resuming return the last checkpoint (or None)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(opts.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if not opts.resume:
+        if out.exists() and any(out.iterdir()):
+            raise OutputError(f"{out}: folder is not empty (use --resume to continue a run, or choose a new --out)")
+        return None
+    old_path = out / "train_args.json"
+    if not old_path.exists():
+        raise OutputError(f"{out}: nothing to resume (no train_args.json)")
+    if (out / "model.safetensors").exists() or (out / "model.safetensors.index.json").exists():
+        raise OutputError(f"{out}: this run already finished (the final model is there)")
+    import json
+
+    old = json.loads(old_path.read_text(encoding="utf-8"))
+    for key in RESUME_KEYS:
+        if old.get(key) != saved_args.get(key):
+            raise OutputError(f"{out}: --resume with a different {key} ({saved_args.get(key)!r}, "
+                              f"the run used {old.get(key)!r})")
+    ckpt_dir = out / "checkpoints"
+    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+
+
+def device_settings() -> dict:
+    """bf16 autocast, fused AdamW and varlen flash attention on GPU; fp32 + SDPA on CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        flash = importlib.util.find_spec("flash_attn") is not None
+        return {"cuda": True, "bf16": torch.cuda.is_bf16_supported(), "optim": "adamw_torch_fused",
+                "attn": "flash_attention_2" if flash else "sdpa"}
+    warn("no GPU: full fine-tuning on CPU is slow (minutes per 100 steps for a 270M model); "
+         "use it for small checks, train real runs on a GPU")
+    return {"cuda": False, "bf16": False, "optim": "adamw_torch", "attn": "sdpa"}
+
+
+def load_model(path: str, attn: str, trust_remote_code: bool):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:  # fp32 master weights; bf16 runs as autocast (TrainingArguments.bf16)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn,
+                                                    use_safetensors=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError) as e:
+        raise ModelError(f"{path}: cannot load model ({str(e).splitlines()[0]})") from e
+
+
+def steps_value(x: float | None):
+    """TrainingArguments takes an int step count or a float fraction (< 1) of the total."""
+    if x is None:
+        return None
+    return float(x) if x < 1 else int(x)
+
+
+def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
+    from transformers import TrainingArguments
+
+    eval_steps = steps_value(opts.eval_steps)
+    save_steps = steps_value(opts.save_steps) if opts.save_steps is not None else eval_steps
+    return TrainingArguments(
+        output_dir=str(Path(opts.out) / "checkpoints"),
+        num_train_epochs=opts.epochs, max_steps=opts.max_steps or -1,
+        per_device_train_batch_size=opts.batch_size, per_device_eval_batch_size=opts.batch_size,
+        gradient_accumulation_steps=opts.grad_accum,
+        learning_rate=opts.lr, lr_scheduler_type="cosine", warmup_steps=opts.warmup_ratio,
+        weight_decay=opts.weight_decay, max_grad_norm=1.0, optim=dev["optim"], bf16=dev["bf16"],
+        activation_checkpointing=opts.gradient_checkpointing,  # 5.x name of gradient_checkpointing
+        activation_checkpointing_kwargs={"use_reentrant": False} if opts.gradient_checkpointing else None,
+        eval_strategy="steps" if has_val else "no", eval_steps=eval_steps if has_val else None,
+        save_strategy="steps", save_steps=save_steps, save_total_limit=2,
+        load_best_model_at_end=has_val, metric_for_best_model="eval_loss", greater_is_better=False,
+        logging_steps=opts.logging_steps, logging_first_step=True, report_to="none",
+        seed=opts.seed, data_seed=opts.seed, remove_unused_columns=False,
+        train_sampling_strategy="random" if opts.packing else "group_by_length",
+        include_num_input_tokens_seen="non_padding", dataloader_pin_memory=dev["cuda"],
+        use_cpu=not dev["cuda"],
+    )
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """On resume, drop rows logged after the checkpoint we continue from (they are replayed)."""
+    rows = [r for r in read_jsonl_lenient(path)
+            if r.get("type") in ("data", "train", "eval") and r.get("step", 0) <= step]
+    write_jsonl(path, rows)
+
+
+def plot_losses(metrics_path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_jsonl_lenient(metrics_path)
+    tr = [(r["step"], r["loss"]) for r in rows if r.get("type") == "train"]
+    ev = [(r["step"], r["eval_loss"]) for r in rows if r.get("type") == "eval"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if tr:
+        ax.plot(*zip(*tr), label="train")
+    if ev:
+        ax.plot(*zip(*ev), marker="o", label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (response tokens)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def make_callbacks(metrics_path: Path):
+    """Metrics journal (metrics.jsonl) and a progress bar with loss, tokens/s and ETA."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
+
+    class Metrics(TrainerCallback):
+        def __init__(self):
+            self.writer = JsonlWriter(metrics_path)
+            self.busy = 0.0  # seconds spent in training steps (not eval, not saving)
+            self.last = (0.0, 0)
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.last = (0.0, state.num_input_tokens_seen)
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.busy += time.perf_counter() - self.t
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero or not logs:
+                return
+            if "loss" in logs:
+                tokens = state.num_input_tokens_seen
+                dt, dn = self.busy - self.last[0], tokens - self.last[1]
+                self.last = (self.busy, tokens)
+                self.rate = dn / dt if dt > 0 else None
+                self.writer.write({"type": "train", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                                   "loss": logs["loss"], "lr": logs.get("learning_rate"),
+                                   "grad_norm": logs.get("grad_norm"), "tokens": tokens,
+                                   "tokens_per_s": round(self.rate, 1) if self.rate else None})
+            elif "eval_loss" in logs:
+                self.writer.write({"type": "eval", "step": state.global_step, "eval_loss": logs["eval_loss"]})
+
+        def on_train_end(self, args, state, control, **kw):
+            self.writer.close()
+
+    class Progress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not state.is_world_process_zero or self.training_bar is None or not logs:
+                return
+            if "loss" in logs:
+                rate = getattr(metrics, "rate", None)
+                self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{rate:.0f}" if rate else "-")
+            elif "eval_loss" in logs:
+                self.training_bar.write(f"step {state.global_step}: validation loss {logs['eval_loss']:.4f}")
+
+    metrics = Metrics()
+    return metrics, Progress()
+
+
+# --------------------------------------------------------------------------- the flow
+
+
+def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
+    """Run (or resume) a fine-tuning run; returns a summary dict."""
+    out = Path(opts.out)
+    # 1. inputs first: data, template name, output folder; no model is loaded yet
+    skipped: list[InputError] = []
+    if opts.template not in ("alpaca", "chat"):
+        raise ModelError(f"unknown template '{opts.template}' (choose alpaca or chat)")
+    rows = D.load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped)
+    for err in skipped:
+        warn(f"skipped {err}")
+    saved_args = {**dataclasses.asdict(opts), "data_sha256": sha256_file(D.data_file(opts.data))}
+    last_ckpt = check_out_dir(opts, saved_args)
+
+    # 2. tokenizer (cheap) and template check, then the split and the tokens
+    from transformers import AutoTokenizer
+
+    model_path = resolve_model(opts.model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=opts.trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{opts.model or 'embedded'}: cannot load tokenizer ({str(e).splitlines()[0]})") from e
+    try:
+        check_template(opts.template, tokenizer)
+    except TemplateError as e:
+        raise ModelError(str(e)) from None
+    if tokenizer.pad_token_id is None:  # safe: labels never come from pad ids
+        tokenizer.pad_token = tokenizer.eos_token
+    train_rows, val_rows = D.split_rows(rows, opts.val_fraction, opts.seed)
+    train_ex, dropped_train = D.encode_rows(train_rows, tokenizer, opts.template, opts.max_length)
+    val_ex, dropped_val = D.encode_rows(val_rows, tokenizer, opts.template, opts.max_length)
+    if not train_ex:
+        raise InputError(D.data_file(opts.data), None,
+                         f"no training row left: every response is cut by --max-length {opts.max_length}")
+    n_tokens, n_trained = D.count_tokens(train_ex)
+    data_info = {"type": "data", "step": 0, "rows": len(rows), "skipped_invalid": len(skipped),
+                 "train_examples": len(train_ex), "val_examples": len(val_ex),
+                 "dropped_truncated_train": dropped_train, "dropped_truncated_val": dropped_val,
+                 "train_tokens": n_tokens, "train_response_tokens": n_trained}
+    echo(f"data: {len(train_ex)} train / {len(val_ex)} validation examples, {n_tokens} tokens "
+         f"({n_trained} trained); dropped {dropped_train + dropped_val} whose response --max-length cut entirely")
+
+    metrics_path = out / "metrics.jsonl"
+    if last_ckpt is None and not opts.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "train_args.json", saved_args)
+        write_jsonl(out / "val.jsonl", val_rows)
+        write_jsonl(metrics_path, [data_info])
+    else:
+        trim_metrics(metrics_path, int(Path(last_ckpt).name.split("-")[-1]) if last_ckpt else 0)
+        echo(f"resuming from {last_ckpt or 'the start (no checkpoint yet)'}")
+
+    # 3. model and Trainer
+    from transformers import Trainer
+    from transformers.trainer_callback import ProgressCallback
+
+    dev = device_settings()
+    model = load_model(model_path, dev["attn"], opts.trust_remote_code)
+    collator = D.Collator(tokenizer.pad_token_id, packing=opts.packing,
+                          pad_to_multiple_of=8 if dev["cuda"] and not opts.packing else None)
+    metrics_cb, progress_cb = make_callbacks(metrics_path)
+    trainer = Trainer(model=model, args=training_arguments(opts, dev, bool(val_ex)), data_collator=collator,
+                      train_dataset=train_ex, eval_dataset=val_ex or None, processing_class=tokenizer,
+                      callbacks=[metrics_cb, *callbacks])
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(progress_cb)
+    result = trainer.train(resume_from_checkpoint=last_ckpt)
+
+    # 4. final model (the best by validation loss when there is validation) at the root
+    trainer.save_model(str(out))
+    (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_args.json holds the run's args
+    if trainer.is_world_process_zero():
+        gen = trainer.model.generation_config
+        if gen is not None and (gen.eos_token_id is None or gen.pad_token_id is None):
+            gen.eos_token_id = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
+            gen.pad_token_id = gen.pad_token_id if gen.pad_token_id is not None else tokenizer.pad_token_id
+            gen.save_pretrained(out)
+    summary = {**data_info, "type": "summary", "step": trainer.state.global_step,
+               "train_loss": result.training_loss, "best_eval_loss": trainer.state.best_metric,
+               "best_checkpoint": trainer.state.best_model_checkpoint, "out": str(out)}
+    if trainer.is_world_process_zero():
+        with JsonlWriter(metrics_path) as w:
+            w.write(summary)
+        plot_losses(metrics_path, out / "loss.png")
+    return summary

@@ -1,0 +1,159 @@
+"""Tokenisation, label masks, split, collation and packing equivalence (tiny models, no real weights)."""
+import json
+
+import pytest
+import torch
+
+from selfinstruct.data import (IGNORE_INDEX, Collator, encode_example, encode_rows, load_rows, split_rows)
+from selfinstruct.formatting import format_example
+from selfinstruct.records import InputError
+from tiny import make_tokenizer, tiny_config
+
+ROW = {"instruction": "What is the capital of France?", "input": "", "output": "Paris."}
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return make_tokenizer()
+
+
+def test_labels_mask_the_prompt_and_keep_eos(tok):
+    prompt, completion = format_example(ROW)
+    ex = encode_example(prompt, completion, tok, max_length=1024)
+    n = len(tok(prompt)["input_ids"])
+    ids, labels = ex["input_ids"], ex["labels"]
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id == 1
+    assert labels == [IGNORE_INDEX] * n + ids[n:]
+    assert tok.decode(ids[:n]) == "<bos>" + prompt
+    assert tok.decode([t for t in labels if t != IGNORE_INDEX]) == "Paris.<eos>"
+
+
+def test_labels_exact_tensor_on_a_known_example(tok):
+    ex = encode_example("Q: hi\n", "ok", tok, max_length=64)
+    p = tok("Q: hi\n")["input_ids"]
+    c = tok("ok", add_special_tokens=False)["input_ids"]
+    assert ex["input_ids"] == p + c + [1]
+    assert ex["labels"] == [-100] * len(p) + c + [1]
+    assert tok.decode(p) == "<bos>Q: hi\n" and tok.decode(c) == "ok"
+
+
+def test_pad_equal_to_eos_still_learns_to_stop(tok):
+    ex = encode_example("Q: hi\n", "ok", tok, max_length=64)
+    short = encode_example("Q:\n", "ok", tok, max_length=64)
+    batch = Collator(pad_token_id=tok.eos_token_id, packing=False)([ex, short])
+    # the real EOS keeps its label; the padding (also id 1) gets -100
+    n = len(ex["input_ids"])
+    assert batch["labels"][0, n - 1].item() == 1
+    m = len(short["input_ids"])
+    assert batch["input_ids"][1, m:].tolist() == [1] * (n - m)
+    assert batch["labels"][1, m - 1].item() == 1 and batch["labels"][1, m:].tolist() == [-100] * (n - m)
+
+
+def test_truncation_cuts_the_response_and_drops_rows_with_none_left(tok):
+    prompt, completion = format_example({**ROW, "output": "Paris is the capital of France. " * 5})
+    n = len(tok(prompt)["input_ids"])
+    ex = encode_example(prompt, completion, tok, max_length=n + 3)
+    assert len(ex["input_ids"]) == n + 3
+    assert ex["labels"][:n] == [-100] * n and -100 not in ex["labels"][n:]
+    assert ex["input_ids"][-1] != tok.eos_token_id  # a cut answer must not learn to stop there
+    assert encode_example(prompt, completion, tok, max_length=n) is None
+    rows = [ROW, {**ROW, "instruction": "Describe the history of the Roman Empire in detail " * 3}]
+    examples, dropped = encode_rows(rows, tok, "alpaca", max_length=n + 2)
+    assert (len(examples), dropped) == (1, 1)
+
+
+def test_chat_template_labels(tok):
+    row = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}
+    (ex,), dropped = encode_rows([row], tok, "chat", max_length=64)
+    assert dropped == 0
+    assert ex["input_ids"].count(tok.bos_token_id) == 1  # the template's BOS, not a second one
+    assert tok.decode([t for t in ex["labels"] if t != -100]) == "yo<eos>"
+
+
+def test_collator_packs_with_restarting_positions():
+    feats = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8, 9], "labels": [8, 9]}]
+    b = Collator(pad_token_id=0, packing=True)(feats)
+    # no attention mask and no cache: transformers then reads the position-id restarts
+    assert set(b) == {"input_ids", "labels", "position_ids", "use_cache"} and b["use_cache"] is False
+    assert b["input_ids"].tolist() == [[5, 6, 7, 8, 9]]
+    assert b["labels"].tolist() == [[-100, 6, 7, -100, 9]]  # never predict the next example's first token
+    assert b["position_ids"].tolist() == [[0, 1, 2, 0, 1]]
+
+
+def test_collator_pads_dynamically():
+    feats = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    b = Collator(pad_token_id=0, packing=False)(feats)
+    assert b["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert b["labels"].tolist() == [[-100, 6, 7], [8, -100, -100]]
+    assert b["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and b["use_cache"] is False
+    b = Collator(pad_token_id=0, packing=False, pad_to_multiple_of=4)(feats)
+    assert b["input_ids"].tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
+
+
+def test_split_is_deterministic_and_order_free():
+    rows = [{"instruction": f"task {i}", "input": "", "output": str(i)} for i in range(40)]
+    train, val = split_rows(rows, 0.1, seed=42)
+    assert len(val) == 4 and len(train) == 36
+    assert not {r["instruction"] for r in val} & {r["instruction"] for r in train}
+    _, val2 = split_rows(list(reversed(rows)), 0.1, seed=42)
+    assert sorted(r["instruction"] for r in val2) == sorted(r["instruction"] for r in val)
+    _, val3 = split_rows(rows, 0.1, seed=7)
+    assert {r["instruction"] for r in val3} != {r["instruction"] for r in val}
+    assert split_rows(rows, 0.0)[1] == []
+
+
+def test_load_rows_shapes_and_errors(tmp_path):
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "gen" / "data.jsonl").write_text(
+        json.dumps({"instruction": "a", "instances": [{"input": "", "output": "x"}, {"input": "i", "output": "y"}]})
+        + "\n" + json.dumps(ROW) + "\n")
+    rows = load_rows(tmp_path / "gen")
+    assert [r["output"] for r in rows] == ["x", "y", "Paris."] and [r["_line"] for r in rows] == [1, 1, 2]
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(json.dumps(ROW) + "\n" + json.dumps({"messages": [{"role": "user", "content": "q"},
+                                                                      {"role": "assistant", "content": "a"}]}) + "\n")
+    with pytest.raises(InputError, match=r"chat\.jsonl:2: .*--template chat"):
+        load_rows(chat)
+    assert len(load_rows(chat, "chat")) == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(ROW) + "\n{oops\n")
+    with pytest.raises(InputError, match=r"bad\.jsonl:2: invalid JSON"):
+        load_rows(bad)
+    skipped = []
+    assert len(load_rows(bad, skip_invalid=True, skipped=skipped)) == 1 and len(skipped) == 1
+
+
+def gemma3_config(vocab_size):
+    from transformers import Gemma3TextConfig
+
+    return Gemma3TextConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                            num_attention_heads=4, num_key_value_heads=1, head_dim=8, sliding_window=6,
+                            layer_types=["sliding_attention", "full_attention"], pad_token_id=0)
+
+
+@pytest.mark.parametrize("arch,attn", [("llama", "sdpa"), ("llama", "eager"), ("gemma3", "sdpa")])
+def test_packed_loss_equals_one_at_a_time(tok, arch, attn):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = tiny_config(len(tok)) if arch == "llama" else gemma3_config(len(tok))
+    model = AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
+    assert model.config.use_cache  # the collator's use_cache=False must be what makes packing safe
+    rows = [ROW, {"instruction": "List primes.", "input": "up to 11", "output": "2, 3, 5, 7, 11"},
+            {"instruction": "Translate to Spanish.", "input": "Hello, how are you?", "output": "Hola, como estas?"}]
+    examples, _ = encode_rows(rows, tok)
+    with torch.no_grad():
+        packed = model(**Collator(0, packing=True)(examples))
+        total, n = 0.0, 0
+        for ex in examples:
+            out = model(**Collator(0, packing=False)([ex]))
+            k = sum(t != -100 for t in ex["labels"][1:])
+            total, n = total + out.loss.item() * k, n + k
+        padded = model(**Collator(0, packing=False)(examples))
+    assert packed.loss.item() == pytest.approx(total / n, abs=1e-5)
+    assert padded.loss.item() == pytest.approx(total / n, abs=1e-5)
+    # attention does not cross examples: the last example's logits match its solo run
+    last = examples[-1]
+    with torch.no_grad():
+        solo = model(input_ids=torch.tensor([last["input_ids"]]), use_cache=False).logits[0]
+    assert torch.allclose(packed.logits[0, -len(last["input_ids"]):], solo, atol=1e-5)

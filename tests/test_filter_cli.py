@@ -1,0 +1,106 @@
+"""`selfinstruct filter` end to end through click's CliRunner."""
+import json
+
+from click.testing import CliRunner
+
+from selfinstruct.cli import main
+
+ROWS = [
+    {"instruction": "List three fruits that are red.", "input": "", "output": "apple, cherry, strawberry", "id": 1},
+    {"instruction": "List three fruits that are red!", "input": "", "output": "raspberry", "id": 2},
+    {"instruction": "Name a country in Europe with a king.", "input": "", "output": "Spain", "id": 3},
+    {"instruction": "Describe the image below in detail.", "input": "", "output": "A cat.", "id": 4},
+    {"instruction": "Translate this sentence into French please.", "input": "Hello", "output": "Bonjour", "id": 5},
+    {"instruction": "Translate this sentence into French please.", "input": "Hello", "output": "Salut", "id": 6},
+    {"instruction": "Translate this sentence into French please.", "input": "Thanks", "output": "Merci", "id": 7},
+]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["filter", *map(str, args)])
+
+
+def test_filter_writes_kept_and_rejected(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    seeds = write_jsonl(tmp_path / "seeds.jsonl", [
+        {"instruction": "Name a country in Asia with a king.", "instances": [{"input": "", "output": "Thailand"}]}])
+    out, rej = tmp_path / "kept.jsonl", tmp_path / "rejected.jsonl"
+    r = run(src, "--out", out, "--rejected", rej, "--against", seeds, "--no-progress")
+    assert r.exit_code == 0, r.output
+    kept, rejected = read_jsonl(out), read_jsonl(rej)
+    assert [k["id"] for k in kept] == [1, 5, 7]
+    assert all("_line" not in k for k in kept + rejected)
+    assert kept[0]["similarity"] == 0.0 and kept[0]["most_similar"] is None     # small input: exact
+    assert kept[2]["similarity"] == kept[1]["similarity"]                       # same instruction
+    assert [(x["id"], x["reason"]) for x in rejected] == [
+        (2, "similar"), (3, "similar"), (4, "blacklist:image"), (6, "exact_duplicate")]
+    assert rejected[1]["most_similar"] == "Name a country in Asia with a king."
+    assert 0.7 < rejected[1]["similarity"] < 1
+    assert "7 rows -> 3 kept, 4 rejected" in r.stderr
+    assert "similar" in r.stderr and "pruned" in r.stderr and "1 reference instructions" in r.stderr
+    assert r.stdout == ""
+
+
+def test_filter_options(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    r = run(src, "--out", tmp_path / "a.jsonl", "--no-heuristics", "--threshold", "0.95")
+    assert r.exit_code == 0, r.output
+    assert [k["id"] for k in read_jsonl(tmp_path / "a.jsonl")] == [1, 3, 4, 5, 7]
+    r = run(src, "--out", tmp_path / "b.jsonl", "--blacklist", "country,king", "--exact-above", "0.5")
+    assert r.exit_code == 0, r.output
+    kept = read_jsonl(tmp_path / "b.jsonl")
+    assert [k["id"] for k in kept] == [1, 4, 5, 7] and kept[0]["similarity"] is None
+    assert "blacklist:country" in r.stderr and "exact above 0.5" in r.stderr
+
+
+def test_unicode_tokenizer_rejects_chinese_near_duplicate(tmp_path):
+    rows = [{"instruction": "请把下面的句子翻译成英文。", "input": "你好", "output": "Hello"},
+            {"instruction": "请将下面的句子翻译成英文。", "input": "谢谢", "output": "Thanks"}]
+    src = write_jsonl(tmp_path / "zh.jsonl", rows)
+    r = run(src, "--out", tmp_path / "rouge.jsonl", "--no-heuristics")
+    assert r.exit_code == 0 and len(read_jsonl(tmp_path / "rouge.jsonl")) == 2
+    r = run(src, "--out", tmp_path / "uni.jsonl", "--rejected", tmp_path / "uni_rej.jsonl", "--tokenizer", "unicode")
+    assert r.exit_code == 0, r.output
+    assert len(read_jsonl(tmp_path / "uni.jsonl")) == 1
+    assert read_jsonl(tmp_path / "uni_rej.jsonl")[0]["reason"] == "similar"
+
+
+def test_bad_row_is_one_line_with_its_line_number(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(ROWS[0]) + "\n" + '{"instruction": "x", "output": 3}\n' + "{not json\n")
+    out = tmp_path / "k.jsonl"
+    r = run(src, "--out", out)
+    assert r.exit_code == 2
+    assert r.stderr == f"error: {src}:2: field 'output' must be a string, got int\n"
+    assert not out.exists()
+    r = run(src, "--out", out, "--skip-invalid", "--rejected", tmp_path / "rej.jsonl")
+    assert r.exit_code == 0, r.output
+    assert len(read_jsonl(out)) == 1
+    assert "skipped (invalid rows)" in r.stderr and f"skipped: {src}:3: invalid JSON" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_refuses_to_overwrite(tmp_path):
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    out = tmp_path / "k.jsonl"
+    out.write_text("precious\n")
+    r = run(src, "--out", out)
+    assert r.exit_code == 2 and "already exists" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert out.read_text() == "precious\n"
+    rej = tmp_path / "r.jsonl"
+    rej.write_text("also precious\n")
+    r = run(src, "--out", tmp_path / "new.jsonl", "--rejected", rej)
+    assert r.exit_code == 2 and not (tmp_path / "new.jsonl").exists()     # checked before any work
+    r = run(src, "--out", tmp_path / "same.jsonl", "--rejected", tmp_path / "same.jsonl")
+    assert r.exit_code == 2 and "different" in r.stderr
+    r = run(tmp_path / "missing.jsonl", "--out", tmp_path / "x.jsonl")
+    assert r.exit_code == 2 and "missing.jsonl: no such file" in r.stderr

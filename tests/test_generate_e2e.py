@@ -1,0 +1,40 @@
+"""`selfinstruct generate` end to end with the embedded Gemma 3 270M teacher (slow: real model on CPU)."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from selfinstruct import cli
+from selfinstruct.records import read_jsonl_lenient, validate_example, validate_task
+
+ROUND_KEYS = {"round", "requests", "retries", "failures", "prompt_tokens", "completion_tokens", "cost_usd",
+              "candidates", "kept", "instances", "rejected", "seconds"}
+
+
+@pytest.mark.slow
+def test_generate_one_round_with_the_embedded_teacher(tmp_path):
+    out = tmp_path / "run"
+    args = ["generate", "--rounds", "1", "--prompts-per-round", "1", "--instances", "2", "--max-tokens", "160",
+            "--out", str(out)]
+    res = CliRunner().invoke(cli.main, args)
+    assert res.exit_code == 0, res.output
+    tasks = read_jsonl_lenient(out / "tasks.jsonl")
+    data = read_jsonl_lenient(out / "data.jsonl")
+    rejected = read_jsonl_lenient(out / "rejected.jsonl")
+    stats = json.loads((out / "stats.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert (out / "tasks.jsonl").exists() and (out / "data.jsonl").exists() and (out / "rejected.jsonl").exists()
+    for t in tasks:
+        validate_task(t)
+        assert t["round"] == 1 and t["teacher"] == "embedded:gemma3-270m" and 1 <= len(t["instances"]) <= 2
+    for row in data:
+        validate_example(row)
+    assert len(data) == sum(len(t["instances"]) for t in tasks)
+    assert all(r["reason"] and r["round"] == 1 for r in rejected)
+    assert stats["teacher"] == "embedded:gemma3-270m" and stats["seeds"] == 175
+    [r] = stats["rounds"]
+    assert ROUND_KEYS <= set(r) and ROUND_KEYS - {"round"} <= set(stats["total"])
+    assert r["requests"] >= 1 and r["completion_tokens"] > 0 and r["cost_usd"] is None
+    assert r["kept"] == len(tasks) and r["candidates"] == len(tasks) + len(rejected) > 0
+    assert run["teacher"] == "embedded" and run["rounds"] == 1
+    assert "training rows ->" in res.output

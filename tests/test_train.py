@@ -1,0 +1,149 @@
+"""`selfinstruct train` end to end on a tiny random Llama (CPU, a few seconds per run)."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from selfinstruct.cli import main
+from selfinstruct.train import TrainOptions, train
+from tiny import make_tiny_model_dir
+
+WORDS = ["apple", "river", "stone", "cloud", "green", "seven", "light", "table", "music", "north"]
+ROWS = [{"instruction": f"Repeat the word {w} {n} times.", "input": "", "output": " ".join([w] * n)}
+        for w in WORDS for n in (2, 3)]  # 20 rows: 16 train, 4 validation
+ARGS = ["--max-steps", "12", "--batch-size", "4", "--lr", "3e-2", "--warmup-ratio", "0.1",
+        "--eval-steps", "4", "--logging-steps", "1", "--val-fraction", "0.2", "--seed", "1"]
+
+
+def metrics(out, kind):
+    return [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    base = make_tiny_model_dir(root / "base")
+    data = root / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    return root, base, data
+
+
+@pytest.fixture(scope="module")
+def run(setup):
+    root, base, data = setup
+    out = root / "run"
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base), "--out", str(out), *ARGS])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_output_folder_layout(run):
+    out, output = run
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
+                 "metrics.jsonl", "loss.png", "val.jsonl", "train_args.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "training_args.bin").exists()  # no pickle beside the model
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert "checkpoint-12" in ckpts and len(ckpts) <= 2  # best + last only
+    val = [json.loads(line) for line in (out / "val.jsonl").read_text().splitlines()]
+    assert len(val) == 4 and all(set(r) == {"instruction", "input", "output"} for r in val)
+    assert "trained 12 steps" in output
+    summary = metrics(out, "summary")[-1]
+    assert (summary["train_examples"], summary["val_examples"], summary["dropped_truncated_train"]) == (16, 4, 0)
+    assert json.loads((out / "train_args.json").read_text())["max_steps"] == 12
+
+
+def test_loss_falls_and_validation_is_logged(run):
+    out, _ = run
+    losses = [r["loss"] for r in metrics(out, "train")]
+    assert [r["step"] for r in metrics(out, "train")] == list(range(1, 13))
+    assert losses[-1] < 0.6 * losses[0]  # random init: about ln(vocab) = 6.4
+    evals = metrics(out, "eval")
+    assert [r["step"] for r in evals] == [4, 8, 12] and evals[-1]["eval_loss"] < evals[0]["eval_loss"]
+    assert all(r["tokens_per_s"] and r["tokens_per_s"] > 0 for r in metrics(out, "train"))
+
+
+def test_every_parameter_changes(setup, run):
+    _, base, _ = setup
+    out, _ = run
+    before, after = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == after.keys() and len(before) > 10
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    assert unchanged == []
+
+
+def test_saved_model_reloads_and_generates(run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out, _ = run
+    model = AutoModelForCausalLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # tied, as trained
+    assert json.loads((out / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
+    ids = tok("### Instruction:\nRepeat the word apple 2 times.", return_tensors="pt")
+    gen = model.generate(**ids, max_new_tokens=6, do_sample=False)
+    assert gen.shape[1] > ids["input_ids"].shape[1]
+    assert model.generation_config.eos_token_id == tok.eos_token_id == 1
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_continues_the_same_run(setup, run):
+    from transformers import TrainerCallback
+
+    class CrashAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 6:
+                raise Crash()
+
+    root, base, data = setup
+    out = root / "resumed"
+    cli = ["train", "--data", str(data), "--model", str(base), "--out", str(out), *ARGS]
+    ctx = main.make_context("selfinstruct", list(cli))
+    opts = TrainOptions(**ctx.command.commands["train"].make_context("train", cli[1:]).params)
+    with pytest.raises(Crash):
+        train(opts, callbacks=[CrashAt()])
+    assert (out / "checkpoints" / "checkpoint-4").is_dir() and not (out / "model.safetensors").exists()
+    assert max(r["step"] for r in metrics(out, "train")) == 5
+
+    res = CliRunner().invoke(main, cli)  # without --resume: refuses the non-empty folder
+    assert res.exit_code == 2 and "not empty" in res.output
+    res = CliRunner().invoke(main, [*cli, "--resume", "--lr", "5e-2"])
+    assert res.exit_code == 2 and "different lr" in res.output
+    res = CliRunner().invoke(main, [*cli, "--resume"])
+    assert res.exit_code == 0, res.output
+    assert "resuming from" in res.output and "checkpoint-4" in res.output
+    state = json.loads((out / "checkpoints" / "checkpoint-12" / "trainer_state.json").read_text())
+    assert state["global_step"] == 12
+    resumed, straight = metrics(out, "train"), metrics(run[0], "train")
+    assert [r["step"] for r in resumed] == list(range(1, 13))  # the journal continues, no duplicates
+    # same data order and LR schedule as the uninterrupted run
+    assert [r["lr"] for r in resumed] == pytest.approx([r["lr"] for r in straight], rel=1e-6)
+    assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in straight], rel=1e-4)
+
+
+def test_bad_data_fails_before_any_model_loads(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps(ROWS[1]) + "\n" + '{"instruction": "x"}\n')
+    res = CliRunner().invoke(main, ["train", "--data", str(bad), "--model", str(tmp_path / "no-such-model"),
+                                    "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == f"error: {bad}:3: missing field 'output'"
+    assert not (tmp_path / "out").exists()
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n{"instruction": "a", "output": "b"},\n{"instruction": oops},\n{"instruction": "c"}\n]\n')
+    res = CliRunner().invoke(main, ["train", "--data", str(broken), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and f"{broken}:3: invalid JSON" in res.output
+
+
+def test_chat_template_refused_when_the_model_has_none(setup, tmp_path):
+    _, _, data = setup
+    base = make_tiny_model_dir(tmp_path / "nochat", chat_template=False)
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base),
+                                    "--out", str(tmp_path / "out"), "--template", "chat"])
+    assert res.exit_code == 2 and "no chat template" in res.output
+    assert not (tmp_path / "out" / "model.safetensors").exists()
