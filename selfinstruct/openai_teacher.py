@@ -69,6 +69,15 @@ def redact(text: str, secret: str | None) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def describe(exc) -> str:
+    """``Type: message``, plus the underlying cause for connection errors (the openai one says little)."""
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and str(cause) and str(cause) not in text:
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
+
+
 def _classify(exc) -> tuple[str, float | None]:
     """('retry' | 'fatal' | 'fail' | 'connection', retry_after) for an openai exception."""
     import openai
@@ -165,7 +174,7 @@ class OpenAITeacher:
                         raise TeacherError(f"{FATAL_STATUS[e.status_code]} at {self.base_url}: "
                                            f"{self._redact(e)}") from None
                     return  # it answered; /models may just not exist there
-        raise TeacherError(f"cannot reach {self.base_url}: {self._redact(last)}") from None
+        raise TeacherError(f"cannot reach {self.base_url}: {self._redact(describe(last))}") from None
 
     def complete(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
                  stop: list[str] | None = None, progress: str | None = None) -> list[Completion]:
@@ -186,7 +195,7 @@ class OpenAITeacher:
             results, kinds = _run(self._complete_all(prompts, params, stop, bar))
         if all(k == "connection" for k in kinds):
             raise TeacherError(f"cannot reach {self.base_url}: every request failed "
-                               f"({results[0].error}); nothing was lost, rerun to go on")
+                               f"({results[0].error}); the server went away, rerun when it is back")
         return results
 
     async def _complete_all(self, prompts, params, stop, bar):
@@ -227,10 +236,10 @@ class OpenAITeacher:
                                                f"(model {self.model}): {self._redact(e)}") from None
                         if kind == "fail" or attempt == self.max_retries:
                             self.usage.failures += 1
-                            error = f"{type(e).__name__}: {self._redact(e)}"
+                            error = self._redact(describe(e))
                             if attempt:
                                 error += f" (after {attempt} retries)"
-                            log.warning("request failed: %s", error)
+                            log.info("request failed: %s", error)
                             return Completion("", finish_reason="error", error=error), kind
                         self.usage.retries += 1
                         wait = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap,

@@ -43,6 +43,7 @@ _EPS = 1e-9
 _K_BITS = 24                 # element key = rank << 24 | occurrence
 _FROZEN = 1 << 38            # ranks given at a freeze; tokens seen later rank below
 _FIRST_FREEZE = 64
+_FEW = 24                    # up to this many candidates: LCS in a Python loop
 _MAX_ID = 0x10FFFF          # token ids are code points (surrogates skipped)
 
 
@@ -255,11 +256,12 @@ class RougeIndex:
         ids, n = ids[ok], n[ok]
         self.pairs_compared += len(ids)
         self.pairs_pruned += total - len(ids)
-        if not len(ids):
-            return ids, np.zeros(0)
+        if len(ids) <= _FEW:      # a Python loop beats cdist's set-up cost here
+            sim, seqs = LCSseq.similarity, self._seq
+            return ids, np.array([fmeasure(sim(seq, seqs[i]), m, k) for i, k in zip(ids.tolist(), n.tolist())])
         lcs = process.cdist([seq], [self._seq[i] for i in ids.tolist()], scorer=LCSseq.similarity)[0]
         lcs = lcs.astype(np.float64)
-        p_, r_ = lcs / n, lcs / m
+        p_, r_ = lcs / n, lcs / m      # rouge-score's operations, elementwise: same floats
         with np.errstate(invalid="ignore"):
             f = np.where(lcs > 0, 2 * p_ * r_ / (p_ + r_), 0.0)
         return ids, f

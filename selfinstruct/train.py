@@ -103,8 +103,10 @@ def device_settings() -> dict:
     import torch
 
     if torch.cuda.is_available():
-        flash = importlib.util.find_spec("flash_attn") is not None
-        return {"cuda": True, "bf16": torch.cuda.is_bf16_supported(), "optim": "adamw_torch_fused",
+        bf16 = torch.cuda.is_bf16_supported()
+        # varlen kernels read the packed position ids; without flash-attn, SDPA gets a block-diagonal mask
+        flash = bf16 and importlib.util.find_spec("flash_attn") is not None
+        return {"cuda": True, "bf16": bf16, "optim": "adamw_torch_fused",
                 "attn": "flash_attention_2" if flash else "sdpa"}
     warn("no GPU: full fine-tuning on CPU is slow (minutes per 100 steps for a 270M model); "
          "use it for small checks, train real runs on a GPU")
@@ -150,7 +152,6 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         seed=opts.seed, data_seed=opts.seed, remove_unused_columns=False,
         train_sampling_strategy="random" if opts.packing else "group_by_length",
         include_num_input_tokens_seen="non_padding", dataloader_pin_memory=dev["cuda"],
-        use_cpu=not dev["cuda"],
     )
 
 
@@ -194,7 +195,7 @@ def make_callbacks(metrics_path: Path):
 
     class Metrics(TrainerCallback):
         def __init__(self):
-            self.writer = JsonlWriter(metrics_path)
+            self.writer = None  # opened on first write, on the main process only
             self.busy = 0.0  # seconds spent in training steps (not eval, not saving)
             self.last = (0.0, 0)
 
@@ -207,6 +208,10 @@ def make_callbacks(metrics_path: Path):
         def on_step_end(self, args, state, control, **kw):
             self.busy += time.perf_counter() - self.t
 
+        def write(self, row: dict) -> None:
+            self.writer = self.writer or JsonlWriter(metrics_path)
+            self.writer.write(row)
+
         def on_log(self, args, state, control, logs=None, **kw):
             if not state.is_world_process_zero or not logs:
                 return
@@ -215,15 +220,16 @@ def make_callbacks(metrics_path: Path):
                 dt, dn = self.busy - self.last[0], tokens - self.last[1]
                 self.last = (self.busy, tokens)
                 self.rate = dn / dt if dt > 0 else None
-                self.writer.write({"type": "train", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
+                self.write({"type": "train", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
                                    "loss": logs["loss"], "lr": logs.get("learning_rate"),
                                    "grad_norm": logs.get("grad_norm"), "tokens": tokens,
                                    "tokens_per_s": round(self.rate, 1) if self.rate else None})
             elif "eval_loss" in logs:
-                self.writer.write({"type": "eval", "step": state.global_step, "eval_loss": logs["eval_loss"]})
+                self.write({"type": "eval", "step": state.global_step, "eval_loss": logs["eval_loss"]})
 
         def on_train_end(self, args, state, control, **kw):
-            self.writer.close()
+            if self.writer:
+                self.writer.close()
 
     class Progress(ProgressCallback):
         def on_log(self, args, state, control, logs=None, **kw):
@@ -256,6 +262,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     last_ckpt = check_out_dir(opts, saved_args)
 
     # 2. tokenizer (cheap) and template check, then the split and the tokens
+    from accelerate import PartialState
     from transformers import AutoTokenizer
 
     model_path = resolve_model(opts.model)
@@ -284,14 +291,17 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
          f"({n_trained} trained); dropped {dropped_train + dropped_val} whose response --max-length cut entirely")
 
     metrics_path = out / "metrics.jsonl"
-    if last_ckpt is None and not opts.resume:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "train_args.json", saved_args)
-        write_jsonl(out / "val.jsonl", val_rows)
-        write_jsonl(metrics_path, [data_info])
-    else:
-        trim_metrics(metrics_path, int(Path(last_ckpt).name.split("-")[-1]) if last_ckpt else 0)
-        echo(f"resuming from {last_ckpt or 'the start (no checkpoint yet)'}")
+    state = PartialState()  # under accelerate launch / torchrun: one writer, after every rank checked
+    state.wait_for_everyone()
+    if state.is_main_process:
+        if not opts.resume:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(out / "train_args.json", saved_args)
+            write_jsonl(out / "val.jsonl", val_rows)
+            write_jsonl(metrics_path, [data_info])
+        else:
+            trim_metrics(metrics_path, int(Path(last_ckpt).name.split("-")[-1]) if last_ckpt else 0)
+            echo(f"resuming from {last_ckpt or 'the start (no checkpoint yet)'}")
 
     # 3. model and Trainer
     from transformers import Trainer
@@ -311,8 +321,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
 
     # 4. final model (the best by validation loss when there is validation) at the root
     trainer.save_model(str(out))
-    (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_args.json holds the run's args
     if trainer.is_world_process_zero():
+        (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_args.json holds the run's args
         gen = trainer.model.generation_config
         if gen is not None and (gen.eos_token_id is None or gen.pad_token_id is None):
             gen.eos_token_id = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id

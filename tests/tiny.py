@@ -40,7 +40,7 @@ def make_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None, chat_
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tok.train_from_iterator((corpus or CORPUS) * 4, trainer=trainer)
+    tok.train_from_iterator(corpus or CORPUS * 4, trainer=trainer)
     tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A <bos> $B",
                                                        special_tokens=[("<bos>", 2)])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>",
