@@ -126,14 +126,20 @@ class RecordFilter:
         """Index an instruction to compare against (a seed, an --against row); never output."""
         self.index.add(instruction)
 
-    def check(self, record: dict) -> Decision:
-        """The decision for ``record`` against what is kept so far; adds nothing."""
-        inst, inp, out = record["instruction"], record.get("input") or "", record.get("output") or ""
-        if self.heuristics:
-            reason = (instruction_reason(inst, unicode=self.unicode, blacklist=self.blacklist)
-                      or instance_reason(inp, out))
-            if reason:
-                return Decision(False, reason, None, None)
+    def heuristic_reason(self, record: dict) -> str | None:
+        """The first heuristic ``record`` fails (None if it passes or heuristics are off)."""
+        if not self.heuristics:
+            return None
+        return (instruction_reason(record["instruction"], unicode=self.unicode, blacklist=self.blacklist)
+                or instance_reason(record.get("input") or "", record.get("output") or ""))
+
+    def check(self, record: dict, *, screened: bool = False) -> Decision:
+        """The decision for ``record`` against what is kept so far; adds nothing.
+        ``screened``: the caller already ran :meth:`heuristic_reason` and it passed."""
+        reason = None if screened else self.heuristic_reason(record)
+        if reason:
+            return Decision(False, reason, None, None)
+        inst, inp = record["instruction"], record.get("input") or ""
         key = _norm(inst)
         if (key, _norm(inp)) in self._pairs:
             return Decision(False, "exact_duplicate", None, None)
@@ -156,9 +162,9 @@ class RecordFilter:
             self._kept[key] = self._last[1] if self._last[0] == key else (None, None)
             self.index.add(record["instruction"])
 
-    def offer(self, record: dict) -> Decision:
+    def offer(self, record: dict, *, screened: bool = False) -> Decision:
         """Check ``record`` and keep it if it passes; counts the outcome."""
-        d = self.check(record)
+        d = self.check(record, screened=screened)
         self.counts[d.reason or "kept"] += 1
         if d.keep:
             self.add(record)
@@ -178,14 +184,21 @@ def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: st
     start = time.perf_counter()
     against = list(against)
     f = RecordFilter(threshold, tokenizer, heuristics, blacklist, floor)
-    f.index.fit_order([r["instruction"] for r in records] + against)
+    why = [f.heuristic_reason(r) for r in records]          # cheap rules first, for all rows
+    # one rarity order from every instruction that reaches the similarity gate (exact either way)
+    f.index.fit_order([r["instruction"] for r, w in zip(records, why) if w is None] + against)
     for a in against:
         f.add_reference(a)
     kept, rejected = [], []
-    bar = tqdm(records, desc="filter", unit="row", file=sys.stderr, mininterval=1.0,
+    bar = tqdm(range(len(records)), desc="filter", unit="row", file=sys.stderr, mininterval=1.0,
                disable=not progress or len(records) < 2000)
-    for r in bar:
-        d = f.offer(r)
+    for i in bar:
+        r = records[i]
+        if why[i]:
+            f.counts[why[i]] += 1
+            d = Decision(False, why[i], None, None)
+        else:
+            d = f.offer(r, screened=True)
         if d.keep:
             kept.append({**r, "similarity": d.similarity, "most_similar": d.most_similar})
         elif d.reason == "similar":
@@ -208,7 +221,16 @@ def summary_lines(stats: dict, out_path=None, rejected_path=None) -> list[str]:
     pct = 100 * stats["pairs_pruned"] / total if total else 0.0
     lines = [f"filter: {stats['rows']:,} rows -> {stats['kept']:,} kept, {stats['rejected']:,} rejected "
              f"in {stats['seconds']:.1f} s"]
-    lines += [f"  {reason:<28}{n:>10,}" for reason, n in stats["reasons"].items()]
+    reasons = {k: v for k, v in stats["reasons"].items() if not k.startswith("blacklist:")}
+    words = {k.split(":", 1)[1]: v for k, v in stats["reasons"].items() if k.startswith("blacklist:")}
+    if words:
+        reasons["blacklist"] = sum(words.values())
+    for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]):
+        line = f"  {reason:<28}{n:>10,}"
+        if reason == "blacklist":
+            top = sorted(words.items(), key=lambda kv: -kv[1])
+            line += "  (" + ", ".join(f"{w} {c:,}" for w, c in top[:6]) + (", ..." if len(top) > 6 else "") + ")"
+        lines.append(line)
     if stats.get("skipped_invalid"):
         lines.append(f"  {'skipped (invalid rows)':<28}{stats['skipped_invalid']:>10,}")
     lines.append(f"ROUGE-L pairs: {stats['pairs_compared']:,} compared, {stats['pairs_pruned']:,} pruned "

@@ -136,7 +136,7 @@ class RougeIndex:
         for t in dict.fromkeys(toks):
             if t not in d:
                 self._new_token(t)
-        return np.array(list(map(d.__getitem__, toks)), np.int64)
+        return np.array(list(map(d.__getitem__, toks)), np.int32)
 
     def _new_token(self, t) -> None:
         i = self._next_id
@@ -151,7 +151,7 @@ class RougeIndex:
         self._new += 1
 
     def _encode(self, text: str):
-        """``(lcs string, sorted element keys)`` for ``text``; the last one is cached."""
+        """``(lcs string, token ids, sorted element keys)`` of ``text``; the last one is cached."""
         if self._last_enc[0] == text:
             return self._last_enc[1]
         tids = self._token_ids(text)

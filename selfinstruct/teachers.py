@@ -119,7 +119,12 @@ class _NoBar:
 
 def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="chat", concurrency=16, timeout=60.0,
                  max_retries=6, batch_size=8, trust_remote_code=False, seed=0) -> Teacher:
-    """Build the teacher for ``spec`` (see the module docstring)."""
+    """Build the teacher for ``spec`` (see the module docstring).
+
+    API teachers use ``base_url``/``api_key`` (else ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; a custom
+    base URL needs no key), ``endpoint``, ``concurrency``, ``timeout`` and ``max_retries``, and check
+    at once that the server answers. Local teachers use ``batch_size``, ``trust_remote_code`` and ``seed``.
+    """
     kind, target = parse_spec(spec)
     if kind == "openai":
         from .openai_teacher import OpenAITeacher

@@ -157,3 +157,25 @@ def test_packed_loss_equals_one_at_a_time(tok, arch, attn):
     with torch.no_grad():
         solo = model(input_ids=torch.tensor([last["input_ids"]]), use_cache=False).logits[0]
     assert torch.allclose(packed.logits[0, -len(last["input_ids"]):], solo, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_packing_on_the_embedded_gemma():
+    """The real Gemma 3 270M (sliding-window layers): packed loss == one-at-a-time loss."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selfinstruct.models import resolve_model
+
+    path = resolve_model(None)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").eval()
+    rows = [ROW, {"instruction": "List primes.", "input": "up to 11", "output": "2, 3, 5, 7, 11"}]
+    examples, _ = encode_rows(rows, tok)
+    with torch.no_grad():
+        packed = model(**Collator(tok.pad_token_id, packing=True)(examples)).loss.item()
+        total, n = 0.0, 0
+        for ex in examples:
+            k = sum(t != -100 for t in ex["labels"][1:])
+            total += model(**Collator(tok.pad_token_id, packing=False)([ex])).loss.item() * k
+            n += k
+    assert packed == pytest.approx(total / n, abs=1e-4)

@@ -1,5 +1,6 @@
 """`selfinstruct filter` end to end through click's CliRunner."""
 import json
+import re
 
 from click.testing import CliRunner
 
@@ -59,7 +60,7 @@ def test_filter_options(tmp_path):
     assert r.exit_code == 0, r.output
     kept = read_jsonl(tmp_path / "b.jsonl")
     assert [k["id"] for k in kept] == [1, 4, 5, 7] and kept[0]["similarity"] is None
-    assert "blacklist:country" in r.stderr and "exact above 0.5" in r.stderr
+    assert "(country 1)" in r.stderr and "exact above 0.5" in r.stderr
 
 
 def test_unicode_tokenizer_rejects_chinese_near_duplicate(tmp_path):
@@ -85,7 +86,8 @@ def test_bad_row_is_one_line_with_its_line_number(tmp_path):
     r = run(src, "--out", out, "--skip-invalid", "--rejected", tmp_path / "rej.jsonl")
     assert r.exit_code == 0, r.output
     assert len(read_jsonl(out)) == 1
-    assert "skipped (invalid rows)" in r.stderr and f"skipped: {src}:3: invalid JSON" in r.stderr
+    assert re.search(r"skipped \(invalid rows\) +2\n", r.stderr)
+    assert f"skipped: {src}:2: field 'output'" in r.stderr and f"skipped: {src}:3: invalid JSON" in r.stderr
     assert "Traceback" not in r.output
 
 

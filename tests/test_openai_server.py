@@ -120,7 +120,7 @@ def test_retry_after_is_honoured():
         out = t.complete(["x"])
     assert out[0].text == "done" and t.usage.retries == 2
     waits = [b - a for a, b in zip(seen.times, seen.times[1:])]
-    assert 0.95 <= waits[0] < 3 and 0.28 <= waits[1] < 2  # backoff alone would wait ~1 ms
+    assert 0.95 <= waits[0] < 5 and 0.28 <= waits[1] < 4  # backoff alone would wait ~1 ms
     with start_scripted([(429, {"Retry-After": "3600"}, {}), ok]) as (url, seen):
         t = teacher(url, backoff_cap=0.2)
         assert t.complete(["x"])[0].text == "done"

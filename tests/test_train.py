@@ -103,8 +103,7 @@ def test_resume_continues_the_same_run(setup, run):
     root, base, data = setup
     out = root / "resumed"
     cli = ["train", "--data", str(data), "--model", str(base), "--out", str(out), *ARGS]
-    ctx = main.make_context("selfinstruct", list(cli))
-    opts = TrainOptions(**ctx.command.commands["train"].make_context("train", cli[1:]).params)
+    opts = TrainOptions(**main.commands["train"].make_context("train", cli[1:]).params)  # the CLI's own parsing
     with pytest.raises(Crash):
         train(opts, callbacks=[CrashAt()])
     assert (out / "checkpoints" / "checkpoint-4").is_dir() and not (out / "model.safetensors").exists()

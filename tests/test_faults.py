@@ -1,0 +1,200 @@
+"""Teacher faults: `generate --teacher openai:...` against real llm-katan servers on 127.0.0.1.
+
+The echo backend answers with the prompt, so candidates are copies of seeds and
+get rejected; these tests check that the run finishes (or stops with a message
+that says how to resume), that retries and failures land in stats.json exactly,
+that every request that failed for good is recorded in rejected.jsonl, and that
+a server killed mid-run loses nothing.
+"""
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from selfinstruct.cli import main
+from servers import free_port, katan_command, stop_process, wait_ready
+
+pytestmark = pytest.mark.server
+
+
+class Katan:
+    """An llm-katan echo server we can SIGKILL and start again on the same port."""
+
+    def __init__(self, tmp_path, *args):
+        self.port, self.args, self.tmp = free_port(), args, tmp_path
+        self.proc = None
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self):
+        cmd = katan_command(*self.args, port=self.port, stats_file=str(self.tmp / "katan-stats.json"))
+        self.log = open(self.tmp / "katan.log", "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_ready(f"http://127.0.0.1:{self.port}/health", self.proc, 60)
+        return self
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+
+    def attempts(self) -> int:
+        """HTTP requests the server answered on the API (all its lives, from its persistent stats)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
+            return json.loads(r.read())["total"]
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            stop_process(self.proc)
+            self.log.close()
+
+
+@pytest.fixture
+def katan(tmp_path):
+    servers = []
+
+    def make(*args):
+        k = Katan(tmp_path, *args).start()
+        servers.append(k)
+        return k
+
+    yield make
+    for k in servers:
+        k.stop()
+
+
+def generate(url, out, *, rounds=2, prompts=4, retries=2, timeout=10.0, concurrency=4):
+    return CliRunner().invoke(main, [
+        "generate", "--teacher", "openai:echo-model", "--base-url", url, "--out", str(out),
+        "--rounds", str(rounds), "--prompts-per-round", str(prompts), "--concurrency", str(concurrency),
+        "--max-retries", str(retries), "--request-timeout", str(timeout), "--seed", "1"])
+
+
+def total(out) -> dict:
+    return json.loads((out / "stats.json").read_text())["total"]
+
+
+def rejected(out, reason="teacher_error") -> list[dict]:
+    rows = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["reason"] == reason]
+
+
+def check_files(out):
+    """Every line parses; ids and instructions unique; stats agree with the files."""
+    tasks = [json.loads(x) for x in (out / "tasks.jsonl").read_text().splitlines()]
+    data = (out / "data.jsonl").read_text().splitlines()
+    assert len({t["id"] for t in tasks}) == len(tasks) == len({t["instruction"] for t in tasks})
+    t = total(out)
+    assert t["kept"] == len(tasks) and t["instances"] == len(data)
+    assert t["candidates"] == len(tasks) + sum(1 for _ in (out / "rejected.jsonl").read_text().splitlines())
+    return tasks
+
+
+def test_server_errors_30_percent(katan, tmp_path):
+    k = katan("--error-rate", "0.3", "--max-concurrent", "8")
+    before = k.attempts()
+    out = tmp_path / "run"
+    res = generate(k.url, out, rounds=3, prompts=10, retries=6)
+    assert res.exit_code == 0, res.output
+    t = total(out)
+    assert t["requests"] >= 30 and t["retries"] >= 1
+    # the server saw exactly every first attempt and every retry (+1 for the /models check)
+    assert k.attempts() - before == t["requests"] + t["retries"] + 1
+    assert len(rejected(out)) == t["failures"]
+    check_files(out)
+
+
+@pytest.mark.parametrize("flag,status", [("--rate-limit-after", "429"), ("--timeout-after", "504")])
+def test_permanent_refusal_after_n_requests(katan, tmp_path, flag, status):
+    """After N answers every request fails for good: each is retried, counted, recorded; the run goes on."""
+    n, retries = 3, 1
+    k = katan(flag, str(n))
+    out = tmp_path / "run"
+    res = generate(k.url, out, rounds=2, prompts=4, retries=retries)
+    assert res.exit_code == 0, res.output
+    t = total(out)
+    assert t["requests"] == 8 and t["failures"] == t["requests"] - n and t["retries"] == retries * t["failures"]
+    rows = rejected(out)
+    assert len(rows) == t["failures"]
+    assert all(status in r["error"] for r in rows), rows
+    check_files(out)
+
+
+def test_latency_beyond_the_client_timeout(katan, tmp_path):
+    k = katan("--latency-ms", "3000", "--max-concurrent", "8")
+    out = tmp_path / "run"
+    res = generate(k.url, out, rounds=1, prompts=2, retries=1, timeout=0.5)
+    assert res.exit_code == 0, res.output
+    t = total(out)
+    assert (t["requests"], t["failures"], t["retries"]) == (2, 2, 2)
+    rows = rejected(out)
+    assert len(rows) == 2 and all("Timeout" in r["error"] for r in rows)
+
+
+def _kill_after_first_round(server, out, restart_after=None):
+    def watch():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if json.loads((out / "stats.json").read_text())["rounds"]:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        server.kill()
+        if restart_after is not None:
+            time.sleep(restart_after)
+            server.start()
+
+    th = threading.Thread(target=watch, daemon=True)
+    th.start()
+    return th
+
+
+def test_server_killed_mid_run_stops_cleanly_then_resumes(katan, tmp_path):
+    k = katan("--latency-ms", "300", "--max-concurrent", "8")
+    out = tmp_path / "run"
+    th = _kill_after_first_round(k, out)
+    res = generate(k.url, out, rounds=4, prompts=3, retries=1)
+    th.join()
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    msg = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(msg) == 1 and str(out) in msg[0] and "again" in msg[0], res.stderr
+    first = (out / "tasks.jsonl").read_text()
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["in_progress"]["failures"] >= 1  # the failed requests of the cut round are kept
+    k.start()
+    res = generate(k.url, out, rounds=4, prompts=3, retries=1)
+    assert res.exit_code == 0, res.output
+    assert (out / "tasks.jsonl").read_text().startswith(first)
+    t = total(out)
+    assert len(json.loads((out / "stats.json").read_text())["rounds"]) == 4
+    assert t["failures"] >= stats["in_progress"]["failures"]
+    assert t["requests"] >= 12 + stats["in_progress"]["requests"] - 3  # the cut round's attempt is counted too
+    check_files(out)
+
+
+def test_server_restarted_during_retries_run_finishes(katan, tmp_path):
+    k = katan("--latency-ms", "300", "--max-concurrent", "8")
+    out = tmp_path / "run"
+    th = _kill_after_first_round(k, out, restart_after=0.5)
+    res = generate(k.url, out, rounds=3, prompts=3, retries=8)
+    th.join()
+    assert res.exit_code == 0, res.output
+    t = total(out)
+    assert t["retries"] >= 1 and t["failures"] == 0 and t["requests"] == 9
+    assert len(json.loads((out / "stats.json").read_text())["rounds"]) == 3
+    check_files(out)
+
+
+def test_permanent_failures_are_summarised_on_screen(katan, tmp_path):
+    k = katan("--rate-limit-after", "1")
+    out = tmp_path / "run"
+    res = generate(k.url, out, rounds=1, prompts=3, retries=0)
+    assert res.exit_code == 0
+    assert re.search(r"\b2 request\(s\) failed", res.output), res.output
