@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -35,15 +36,22 @@ def stage(n: int, title: str) -> None:
     print(f"\n=== {n}/5 {title} " + "=" * max(0, 60 - len(title)), flush=True)
 
 
-def cli(*args: str) -> float:
-    """Run one `selfinstruct` command; returns its wall time. Stops the demo if it fails."""
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def cli(*args: str) -> tuple[float, float]:
+    """Run one `selfinstruct` command; returns (wall s, CPU s). Stops the demo if it fails."""
     cmd = [sys.executable, "-m", "selfinstruct.cli", *map(str, args)]
     print("$ selfinstruct " + " ".join(shlex.quote(str(a)) for a in args), flush=True)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _child_cpu()
     rc = subprocess.call(cmd)
     if rc:
         sys.exit(f"demo stopped: the command above failed (exit {rc})")
-    return time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _child_cpu() - c0
+    print(f"({wall:.0f} s wall, {cpu:.0f} s CPU)", flush=True)
+    return wall, cpu
 
 
 def eval_data(model_dir: Path, given: str | None) -> tuple[Path, str]:
@@ -72,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stage(1, "generate: new tasks from the 175 seed tasks, embedded teacher")
     times["generate"] = cli("generate", "--teacher", "embedded", "--rounds", size["rounds"],
-                            "--prompts-per-round", size["prompts"], "--out", gen)
+                            "--prompts-per-round", size["prompts"], "--max-tokens", 256, "--out", gen)
 
     stage(2, "filter: ROUGE-L near-duplicates and heuristics")
     times["filter"] = cli("filter", gen / "data.jsonl", "--out", kept, "--rejected", out / "filter_rejected.jsonl",
@@ -94,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     times["report"] = cli("report", gen)
 
     print("\n=== done " + "=" * 60)
-    print("stage times: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
-          + f"; total {sum(times.values()):.0f} s")
+    print("stage times (wall / CPU s): " + ", ".join(f"{k} {w:.0f}/{c:.0f}" for k, (w, c) in times.items())
+          + f"; total {sum(w for w, _ in times.values()):.0f}/{sum(c for _, c in times.values()):.0f}")
     print(f"generate report: {gen / 'report' / 'report.md'}")
     print(f"eval report:     {ev / 'report.md'}")
     print(f"                 {ev / 'report.html'}")

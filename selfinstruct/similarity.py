@@ -28,6 +28,7 @@ from __future__ import annotations
 import array
 import math
 import re
+from itertools import chain
 
 import numpy as np
 import regex
@@ -181,18 +182,32 @@ class RougeIndex:
         """Freeze the order from a corpus known in advance (e.g. the whole input file;
         texts added or queried later need not be in it). No rebuilds happen afterwards.
         Also caches the corpus's tokenisation."""
-        for t in dict.fromkeys(texts):
-            self._pre[t] = self._token_ids(t)
-        self._freeze(list(self._pre.values()))
+        texts = list(dict.fromkeys(texts))
+        toks = [_fast_tokens(t, self.tokenizer) for t in texts]
+        flat = list(chain.from_iterable(toks))       # one pass over all tokens, not one per text
+        d = self._tok
+        for t in dict.fromkeys(flat):
+            if t not in d:
+                self._new_token(t)
+        ids = np.fromiter(map(d.__getitem__, flat), np.int32, len(flat))
+        lens = np.fromiter(map(len, toks), np.int64, len(toks))
+        end = 0
+        for t, n in zip(texts, lens.tolist()):
+            self._pre[t], end = ids[end:end + n], end + n
+        self._freeze(self._doc_freq(ids, lens))
         self._fixed = True
 
-    def _freeze(self, corpus: list[np.ndarray]) -> None:
-        """Rank tokens by how many texts of ``corpus`` hold them (then by id); re-index."""
+    def _doc_freq(self, ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
+        """How many texts hold each token id (texts given as concatenated ids + lengths)."""
+        pairs = np.sort(np.repeat(np.arange(len(lens), dtype=np.int64), lens) << 21 | ids)
+        first = np.empty(len(pairs), bool)          # distinct (text, token) pairs; sorting is
+        first[:1] = True                            # much faster than np.unique's hashing here
+        np.not_equal(pairs[1:], pairs[:-1], out=first[1:])
+        return np.bincount(pairs[first] & ((1 << 21) - 1), minlength=len(self._rank))
+
+    def _freeze(self, df: np.ndarray) -> None:
+        """Rank tokens by ``df`` (how many texts hold them), then by id; re-index every text."""
         ids = np.fromiter(self._tok.values(), np.int64, len(self._tok))
-        df = np.zeros(len(self._rank), np.int64)
-        if corpus:
-            found = np.bincount(np.concatenate([np.unique(t) for t in corpus]))
-            df[:len(found)] = found
         order = ids[np.lexsort((ids, df[ids]))]
         self._rank[order] = _FROZEN + np.arange(len(order))
         self._new = 0
@@ -205,7 +220,8 @@ class RougeIndex:
         if self._fixed or len(self.texts) < self._next_freeze:
             return
         self._next_freeze *= 2
-        self._freeze(self._tids)
+        lens = np.fromiter(map(len, self._tids), np.int64, len(self._tids))
+        self._freeze(self._doc_freq(np.concatenate(self._tids), lens))
 
     # ------------------------------------------------------------------ index and query
 

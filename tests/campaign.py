@@ -19,6 +19,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE = Path(__file__).resolve().parent / "fake_teacher.py"
+# bench/reliability_campaign.py runs the hardening tests with RELIABILITY_SCALE > 1 and collects what
+# they record(): kills landed, faults injected, hostile cases tried, rows lost
+SCALE = max(1, int(os.environ.get("RELIABILITY_SCALE", "1")))
+
+
+def record(section: str, **figures) -> None:
+    """Append one measured figure row to $RELIABILITY_FIGURES (a JSONL file), when set."""
+    path = os.environ.get("RELIABILITY_FIGURES")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"section": section, **figures}) + "\n")
 
 
 def read_lines(path: Path) -> tuple[list[dict], bool]:

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from campaign import ROOT, RunChecker, generate_kill_campaign
+from campaign import ROOT, SCALE, RunChecker, generate_kill_campaign, record
 from fake_teacher import FakeTeacher, config
 from tiny import make_tiny_model_dir
 
-KILLS = 20
+KILLS = 20 * SCALE
 
 
 def test_generate_survives_sigkill_campaign(tmp_path):
     res = generate_kill_campaign(tmp_path / "run", seed=7, kills=KILLS, rounds=10)
     assert res["kills"] == KILLS and res["rows_lost"] == 0
     assert res["tasks"] > 50 and res["data"] > res["tasks"]
-    print(f"\ngenerate kill campaign: {res}")
+    record("generate_kills", **res)
 
 
 def test_checker_catches_a_lost_row_and_a_duplicate(tmp_path):
@@ -147,24 +147,33 @@ def rows_of(out, kind):
             if line.strip() and json.loads(line).get("type") == kind]
 
 
-def test_train_sigkill_mid_epoch_then_resume(tmp_path):
-    model = make_tiny_model_dir(tmp_path / "base")
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    out = tmp_path / "run"
-    proc = train_proc(data, model, out, False)
+def kill_train_at(data, model, out, resume, ckpt, step):
+    """Start (or resume) training; SIGKILL once checkpoint-``ckpt`` is complete and ``step`` is logged."""
+    proc = train_proc(data, model, out, resume)
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:  # past checkpoint-8, mid-way to 12
+    while time.monotonic() < deadline and proc.poll() is None:
         steps = [r["step"] for r in rows_of(out, "train")] if (out / "metrics.jsonl").exists() else []
-        if (out / "checkpoints" / "checkpoint-8" / "trainer_state.json").exists() and steps and steps[-1] >= 10:
+        if (out / "checkpoints" / f"checkpoint-{ckpt}" / "trainer_state.json").exists() and steps \
+                and steps[-1] >= step:
             break
         time.sleep(0.02)
     assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
-    killed_at = max(r["step"] for r in rows_of(out, "train"))
-    assert 10 <= killed_at < 24
+    return max(r["step"] for r in rows_of(out, "train"))
+
+
+def test_train_sigkill_mid_epoch_then_resume(tmp_path):
+    """Kill mid-epoch (between checkpoints), resume; the curve continues with every step logged once."""
+    model = make_tiny_model_dir(tmp_path / "base")
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    out = tmp_path / "run"
+    points = [(8, 10)] if SCALE == 1 else [(4, 6), (12, 14), (16, 19)]
+    for i, (ckpt, step) in enumerate(points):
+        killed_at = kill_train_at(data, model, out, i > 0, ckpt, step)
+        assert step <= killed_at < 24
     # a kill while saving leaves a half-written checkpoint folder: resume must skip it
     partial = out / "checkpoints" / "checkpoint-20"
     partial.mkdir()
@@ -178,3 +187,4 @@ def test_train_sigkill_mid_epoch_then_resume(tmp_path):
     assert evals == [4, 8, 12, 16, 20, 24]
     assert len(rows_of(out, "data")) == 1 and len(rows_of(out, "summary")) == 1
     assert (out / "model.safetensors").exists()
+    record("train_kills", kills=len(points), partial_checkpoints=1, steps_logged=len(steps), duplicated_steps=0)

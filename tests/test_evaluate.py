@@ -242,3 +242,15 @@ def test_missing_model_is_one_line_and_writes_nothing(tmp_path):
                                        "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and result.output.startswith("error: ") and result.output.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_demo_refuses_a_used_folder_and_picks_its_eval_data(tmp_path, monkeypatch):
+    from selfinstruct import demo
+
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "x").write_text("")
+    assert demo.main(["--out", str(tmp_path / "used"), "--quick"]) == 2
+    assert demo.eval_data(tmp_path, "mine.jsonl") == (demo.Path("mine.jsonl"), "given with --eval-data")
+    monkeypatch.setattr(demo, "USER_ORIENTED", tmp_path / "absent.jsonl")
+    path, why = demo.eval_data(tmp_path / "model", None)
+    assert path == tmp_path / "model" / "val.jsonl" and "held out" in why

@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
+from campaign import SCALE, record
 from selfinstruct.cli import main
 from servers import free_port, katan_command, stop_process, wait_ready
 
@@ -99,14 +100,16 @@ def test_server_errors_30_percent(katan, tmp_path):
     k = katan("--error-rate", "0.3", "--max-concurrent", "8")
     before = k.attempts()
     out = tmp_path / "run"
-    res = generate(k.url, out, rounds=3, prompts=10, retries=6)
+    res = generate(k.url, out, rounds=3, prompts=10 * SCALE, retries=6)
     assert res.exit_code == 0, res.output
     t = total(out)
-    assert t["requests"] >= 30 and t["retries"] >= 1
+    assert t["requests"] >= 30 * SCALE and t["retries"] >= 1
     # the server saw exactly every first attempt and every retry (+1 for the /models check)
     assert k.attempts() - before == t["requests"] + t["retries"] + 1
     assert len(rejected(out)) == t["failures"]
     check_files(out)
+    record("fault", kind="HTTP 500 (30%)", injected=t["retries"] + t["failures"], requests=t["requests"],
+           retries=t["retries"], failures=t["failures"])
 
 
 @pytest.mark.parametrize("flag,status", [("--rate-limit-after", "429"), ("--timeout-after", "504")])
@@ -123,6 +126,8 @@ def test_permanent_refusal_after_n_requests(katan, tmp_path, flag, status):
     assert len(rows) == t["failures"]
     assert all(status in r["error"] for r in rows), rows
     check_files(out)
+    record("fault", kind=f"HTTP {status} after {n} requests", injected=t["retries"] + t["failures"],
+           requests=t["requests"], retries=t["retries"], failures=t["failures"])
 
 
 def test_latency_beyond_the_client_timeout(katan, tmp_path):
@@ -134,6 +139,8 @@ def test_latency_beyond_the_client_timeout(katan, tmp_path):
     assert (t["requests"], t["failures"], t["retries"]) == (2, 2, 2)
     rows = rejected(out)
     assert len(rows) == 2 and all("Timeout" in r["error"] for r in rows)
+    record("fault", kind="latency beyond the client timeout", injected=t["retries"] + t["failures"],
+           requests=t["requests"], retries=t["retries"], failures=t["failures"])
 
 
 def _kill_after_first_round(server, out, restart_after=None):
@@ -177,6 +184,8 @@ def test_server_killed_mid_run_stops_cleanly_then_resumes(katan, tmp_path):
     assert t["failures"] >= stats["in_progress"]["failures"]
     assert t["requests"] >= 12 + stats["in_progress"]["requests"] - 3  # the cut round's attempt is counted too
     check_files(out)
+    record("fault", kind="server killed, run stopped, resumed", injected=1, requests=t["requests"],
+           retries=t["retries"], failures=t["failures"])
 
 
 def test_server_restarted_during_retries_run_finishes(katan, tmp_path):
@@ -190,6 +199,8 @@ def test_server_restarted_during_retries_run_finishes(katan, tmp_path):
     assert t["retries"] >= 1 and t["failures"] == 0 and t["requests"] == 9
     assert len(json.loads((out / "stats.json").read_text())["rounds"]) == 3
     check_files(out)
+    record("fault", kind="server killed and restarted during retries", injected=1, requests=t["requests"],
+           retries=t["retries"], failures=t["failures"])
 
 
 def test_permanent_failures_are_summarised_on_screen(katan, tmp_path):

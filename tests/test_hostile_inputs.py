@@ -19,13 +19,13 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from campaign import record
 from selfinstruct.cli import main
 from tiny import make_tiny_model_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("filter", "train", "eval", "generate")
 BIG_MB = 50
-
 
 def example(i: int) -> dict:
     return {"instruction": f"Describe the color number {i} of the rainbow in detail.", "input": "",
@@ -50,10 +50,11 @@ def bad_line(kind: str) -> tuple[bytes, str]:
         "missing_field": (b'{"instruction": "List three animals that can fly."}', "missing field 'output'"),
         "not_an_object": (b'["instruction", "output"]', "expected a JSON object"),
         "not_utf8": (b'{"instruction": "Translate caf\xe9 au lait", "output": "x"}', "not valid UTF-8"),
+        "lone_surrogate": (b'{"instruction": "Describe the odd symbol \\ud800 here.", "output": "x"}', "surrogate"),
     }[kind]
 
 
-ROW_CASES = ("malformed_json", "wrong_type", "missing_field", "not_an_object", "not_utf8")
+ROW_CASES = ("malformed_json", "wrong_type", "missing_field", "not_an_object", "not_utf8", "lone_surrogate")
 FILE_CASES = ("empty_file", "directory", "missing_file", "huge_valid_row", "huge_invalid_row")
 
 
@@ -111,8 +112,8 @@ def assert_one_line_error(res, path, line, fragment):
     assert fragment.lower() in lines[0].lower(), (lines[0], fragment)
 
 
-def write_big(path, valid: bool) -> None:
-    words = "word " * (BIG_MB * 1024 * 1024 // 5)
+def write_big(path, valid: bool, mb: int = BIG_MB) -> None:
+    words = "word " * (mb * 1024 * 1024 // 5)
     with open(path, "w") as f:
         if valid:
             f.write(json.dumps({"instruction": words, "input": "", "output": "ok",
@@ -133,6 +134,7 @@ def test_bad_row(tmp_path, command, case):
     res = CliRunner().invoke(main, argv(command, data, out))
     assert_one_line_error(res, data, 3, fragment)
     assert snapshot(out) == before
+    record("hostile", command=command, case=case)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -149,13 +151,14 @@ def test_bad_file(tmp_path, command, case):
     elif case == "missing_file":
         fragment = "no such file"
     else:
-        write_big(data, valid=case == "huge_valid_row")
+        write_big(data, valid=case == "huge_valid_row", mb=3)  # over the limit; 50 MB: test_huge_line_memory
         line, fragment = 1, "characters long"
     out = sentinel_out(tmp_path)
     before = snapshot(out)
     res = CliRunner().invoke(main, argv(command, data, out))
     assert_one_line_error(res, data, line, fragment)
     assert snapshot(out) == before
+    record("hostile", command=command, case=case)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -172,6 +175,7 @@ def test_output_that_cannot_be_written(tmp_path, command):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(blocker) in lines[0], res.stderr
     assert blocker.read_bytes() == b"not a folder\n"
+    record("hostile", command=command, case="unwritable_output")
 
 
 @pytest.mark.parametrize("command", ("train", "eval"))
@@ -188,6 +192,7 @@ def test_existing_outputs_are_never_overwritten(tmp_path, command):
     res = CliRunner().invoke(main, argv(command, data, out, model=tmp_path / "no-model"))
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert snapshot(out) == before
+    record("hostile", command=command, case="existing_output")
 
 
 def test_generate_resume_with_bad_seeds_leaves_the_run_alone(tmp_path):
@@ -224,6 +229,7 @@ def test_huge_line_memory(tmp_path, command):
     assert f"{data}:1: " in p.stderr and "Traceback" not in p.stderr
     assert rss_kb < 6 * BIG_MB * 1024 + 400 * 1024, f"peak RSS {rss_kb / 1024:.0f} MB"
     assert not out.exists()
+    record("huge_line_rss", command=command, peak_rss_mb=round(rss_kb / 1024))
 
 
 # --------------------------------------------------------------------------- --skip-invalid
@@ -259,6 +265,7 @@ def test_skip_invalid_filter(tmp_path):
     kept = out.read_text().splitlines()
     rej = (tmp_path / "rej.jsonl").read_text().splitlines()
     assert len(kept) + len(rej) == n_valid
+    record("hostile", command="filter", case="skip_invalid")
 
 
 def test_skip_invalid_generate(tmp_path, monkeypatch):
@@ -275,6 +282,7 @@ def test_skip_invalid_generate(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert_skips_named(res.stderr, data, bad)
     assert json.loads((out / "stats.json").read_text())["seeds"] == n_valid
+    record("hostile", command="generate", case="skip_invalid")
 
 
 @pytest.fixture(scope="module")
@@ -293,6 +301,7 @@ def test_skip_invalid_train(tmp_path, tiny_model, monkeypatch):
     assert_skips_named(res.stderr, data, bad)
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert (row["rows"], row["skipped_invalid"]) == (n_valid, len(bad))
+    record("hostile", command="train", case="skip_invalid")
 
 
 def test_skip_invalid_eval(tmp_path, tiny_model, monkeypatch):
@@ -305,3 +314,5 @@ def test_skip_invalid_eval(tmp_path, tiny_model, monkeypatch):
     assert_skips_named(res.stderr, data, bad)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["rows"] == n_valid and metrics["skipped_invalid"] == len(bad)
+    record("hostile", command="eval", case="skip_invalid")
+
