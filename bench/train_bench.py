@@ -67,7 +67,6 @@ def build_model_dir(path: Path, device: str, vocab: int) -> Path:
 
 
 def run_ours(a) -> dict:
-    from selfinstruct.data import count_tokens, encode_rows, load_rows
     from selfinstruct.train import TrainOptions, train
 
     t = time.perf_counter()

@@ -162,16 +162,16 @@ class RougeIndex:
         return enc
 
     def _keys(self, tids: np.ndarray) -> np.ndarray:
+        """Sorted element keys ``rank << 24 | k`` (k-th occurrence of the token, from 0)."""
         n = len(tids)
         if n >= 1 << _K_BITS:
             raise ValueError("text too long (over 16 million tokens)")
-        s = np.sort(tids)
-        brk = np.empty(n, bool)
-        brk[:1] = True
-        np.not_equal(s[1:], s[:-1], out=brk[1:])
-        start = np.flatnonzero(brk)
-        k = np.arange(n) - np.repeat(start, np.diff(np.append(start, n)))
-        return np.sort((self._rank[s] << _K_BITS) | k)
+        r = np.sort(self._rank[tids])           # equal ranks (one token) end up adjacent
+        pos = np.arange(n)
+        start = np.zeros(n, np.int64)
+        np.copyto(start[1:], pos[1:], where=r[1:] != r[:-1])
+        np.maximum.accumulate(start, out=start)
+        return (r << _K_BITS) | (pos - start)
 
     def _prefix_len(self, m: int) -> int:
         return min(m, m - min_overlap(m, self.floor) + 1)

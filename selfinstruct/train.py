@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.util
+import json
 import sys
 import time
 from pathlib import Path
@@ -87,8 +88,6 @@ def check_out_dir(opts: TrainOptions, saved_args: dict) -> str | None:
         raise OutputError(f"{out}: nothing to resume (no train_args.json)")
     if (out / "model.safetensors").exists() or (out / "model.safetensors.index.json").exists():
         raise OutputError(f"{out}: this run already finished (the final model is there)")
-    import json
-
     old = json.loads(old_path.read_text(encoding="utf-8"))
     for key in RESUME_KEYS:
         if old.get(key) != saved_args.get(key):

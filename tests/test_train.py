@@ -146,3 +146,16 @@ def test_chat_template_refused_when_the_model_has_none(setup, tmp_path):
                                     "--out", str(tmp_path / "out"), "--template", "chat"])
     assert res.exit_code == 2 and "no chat template" in res.output
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_no_packing_pads_length_grouped_batches(setup, tmp_path):
+    root, base, data = setup
+    out = tmp_path / "padded"
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base), "--out", str(out),
+                                    "--no-packing", "--max-steps", "2", "--batch-size", "4", "--val-fraction", "0",
+                                    "--logging-steps", "1"])
+    assert res.exit_code == 0, res.output
+    assert [r["step"] for r in metrics(out, "train")] == [1, 2]
+    summary = metrics(out, "summary")[-1]
+    assert summary["val_examples"] == 0 and summary["best_eval_loss"] is None
+    assert (out / "model.safetensors").is_file() and (out / "val.jsonl").read_text() == ""
