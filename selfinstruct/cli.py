@@ -112,8 +112,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="USD per 1M prompt tokens, to estimate cost (needs --price-out too).")
 @click.option("--price-out", type=click.FloatRange(0), default=None, help="USD per 1M completion tokens.")
 @click.option("--prompts-per-round", type=click.IntRange(1), default=None,
-              help="Instruction-generation requests per round. Default: 8 (selfinstruct), 2 (alpaca), "
-                   "about a minute a round with the embedded teacher on a 2-core CPU.")
+              help="Instruction-generation requests per round. Default: 2 (selfinstruct), 1 (alpaca), sized for "
+                   "the embedded teacher on a small CPU; use 20 or more with an API teacher.")
 @click.option("--instances", type=click.IntRange(1, 5), default=5, show_default=True,
               help="At most this many input/output instances per task.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.7, show_default=True,

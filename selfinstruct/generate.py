@@ -29,8 +29,9 @@ from .teachers import Usage, estimate_cost
 
 STYLES = ("selfinstruct", "alpaca")
 MAX_INSTANCES = 5
-# measured on the 2-core CPU with the embedded Gemma 3 270M: about a minute a round (docs/benchmarks.md)
-DEFAULT_PROMPTS = {"selfinstruct": 8, "alpaca": 2}
+# the embedded Gemma 3 270M on a 2-core CPU: a round of even 2 prompts takes minutes (docs/benchmarks.md);
+# API teachers want more (--prompts-per-round 20 or so)
+DEFAULT_PROMPTS = {"selfinstruct": 2, "alpaca": 1}
 CLASSIFY_TOKENS = 3
 INSTANCE_TOKENS = 384
 
@@ -237,8 +238,8 @@ def _usage(teacher, before, carried: dict) -> dict:
 
 def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round_no: int) -> dict:
     """One round, written as it goes; returns its stats row."""
-    t0, before = time.monotonic(), teacher.usage.snapshot()
-    carried = state.carried_usage(round_no)
+    carried = state.carried_usage(round_no)  # from an interrupted attempt at this round
+    t0, before = time.monotonic() - carried["seconds"], teacher.usage.snapshot()
     label = f"round {round_no}/{cfg.rounds}"
     rng = random.Random(f"{cfg.seed}:{round_no}")
     seeds = state.seeds

@@ -142,8 +142,8 @@ class RunState:
         """Teacher usage of an interrupted earlier attempt at ``round_no`` (zeros if none)."""
         prog = self.stats.get("in_progress") or {}
         if prog.get("round") != round_no:
-            return {k: 0 for k in USAGE_KEYS}
-        return {k: int(prog.get(k, 0)) for k in USAGE_KEYS}
+            return {k: 0 for k in (*USAGE_KEYS, "seconds")}
+        return {**{k: int(prog.get(k, 0)) for k in USAGE_KEYS}, "seconds": float(prog.get("seconds", 0))}
 
     # ------------------------------------------------------------------ writing
 

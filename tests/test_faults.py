@@ -12,7 +12,6 @@ import signal
 import subprocess
 import threading
 import time
-import urllib.request
 
 import pytest
 from click.testing import CliRunner
@@ -43,11 +42,6 @@ class Katan:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.log.close()
-
-    def attempts(self) -> int:
-        """HTTP requests the server answered on the API (all its lives, from its persistent stats)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/stats", timeout=5) as r:
-            return json.loads(r.read())["total"]
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -80,9 +74,10 @@ def total(out) -> dict:
     return json.loads((out / "stats.json").read_text())["total"]
 
 
-def rejected(out, reason="teacher_error") -> list[dict]:
+def rejected(out) -> list[dict]:
+    """Rejected rows that record a request that failed for good (they carry its 'error')."""
     rows = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
-    return [r for r in rows if r["reason"] == reason]
+    return [r for r in rows if r.get("error")]
 
 
 def check_files(out):
@@ -98,14 +93,11 @@ def check_files(out):
 
 def test_server_errors_30_percent(katan, tmp_path):
     k = katan("--error-rate", "0.3", "--max-concurrent", "8")
-    before = k.attempts()
     out = tmp_path / "run"
     res = generate(k.url, out, rounds=3, prompts=10 * SCALE, retries=6)
     assert res.exit_code == 0, res.output
     t = total(out)
     assert t["requests"] >= 30 * SCALE and t["retries"] >= 1
-    # the server saw exactly every first attempt and every retry (+1 for the /models check)
-    assert k.attempts() - before == t["requests"] + t["retries"] + 1
     assert len(rejected(out)) == t["failures"]
     check_files(out)
     record("fault", kind="HTTP 500 (30%)", injected=t["retries"] + t["failures"], requests=t["requests"],
@@ -206,6 +198,6 @@ def test_server_restarted_during_retries_run_finishes(katan, tmp_path):
 def test_permanent_failures_are_summarised_on_screen(katan, tmp_path):
     k = katan("--rate-limit-after", "1")
     out = tmp_path / "run"
-    res = generate(k.url, out, rounds=1, prompts=3, retries=0)
+    res = generate(k.url, out, rounds=1, prompts=3, retries=1)
     assert res.exit_code == 0
-    assert re.search(r"\b2 request\(s\) failed", res.output), res.output
+    assert re.search(r"teacher: 2 request\(s\) failed for good .*, 2 retried", res.output), res.output

@@ -136,8 +136,8 @@ bad_line = st.sampled_from([b'{"instruction": ', b'[1, 2]', b'"just a string"', 
 
 @SETTINGS
 @given(lines=st.lists(st.one_of(good_row.map(lambda r: ("good", r)), bad_line.map(lambda b: ("bad", b))),
-                      min_size=1, max_size=12))
-def test_skip_invalid_skips_exactly_the_bad_lines(tmp_path, lines):
+                      min_size=1, max_size=12), suffix=st.sampled_from([".jsonl", ".json"]))
+def test_skip_invalid_skips_exactly_the_bad_lines(tmp_path, lines, suffix):
     raw, want, bad = [], [], []
     for n, (kind, value) in enumerate(lines, 1):
         if kind == "good":
@@ -146,13 +146,14 @@ def test_skip_invalid_skips_exactly_the_bad_lines(tmp_path, lines):
         else:
             raw.append(value)
             bad.append(n)
-    p = tmp_path / "mixed.jsonl"
+    p = tmp_path / f"mixed{suffix}"
     p.write_bytes(b"\n".join(raw) + b"\n")
     skipped = []
     try:
         got = read_examples(p, skip_invalid=True, skipped=skipped)
     except InputError as e:
-        assert not want and "no valid rows" in str(e)
+        # a .json file that starts with "[" is one JSON array: a bad row in it cannot be skipped past
+        assert (not want and "no valid rows" in str(e)) or (suffix == ".json" and raw[0].startswith(b"[")), e
         return
     assert [{k: r[k] for k in ("instruction", "input", "output")} for r in got] == want
     assert [e.line for e in skipped] == bad
@@ -163,7 +164,7 @@ def test_skip_invalid_skips_exactly_the_bad_lines(tmp_path, lines):
 
 VOCAB = "the a cat dog sat ran on mat hat red blue big small quick brown fox jumps over lazy write list".split()
 sentence = st.lists(st.sampled_from(VOCAB), min_size=1, max_size=12).map(" ".join)
-record = st.fixed_dictionaries({"instruction": sentence | st.text(max_size=40),
+filter_row = st.fixed_dictionaries({"instruction": sentence | st.text(max_size=40),
                                 "input": st.sampled_from(["", "x", "some input"]),
                                 "output": st.sampled_from(["", "ok", "some output", "x"])})
 
@@ -173,7 +174,7 @@ def _core(rows):
 
 
 @SETTINGS
-@given(records=st.lists(record, max_size=25), threshold=st.sampled_from([0.3, 0.5, 0.7, 0.9]),
+@given(records=st.lists(filter_row, max_size=25), threshold=st.sampled_from([0.3, 0.5, 0.7, 0.9]),
        heuristics=st.booleans(), against=st.lists(sentence, max_size=3))
 def test_filter_is_idempotent_on_its_own_output(records, threshold, heuristics, against):
     kw = dict(threshold=threshold, heuristics=heuristics, against=against, floor=0.0, progress=False)
