@@ -13,6 +13,7 @@ line first, and whole-file writes go to a temporary file that is then renamed.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import tempfile
@@ -48,6 +49,11 @@ def _read_text(path: Path) -> str:
     if path.is_dir():
         raise InputError(path, None, "is a directory, expected a file")
     data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise InputError(path, None, f"not a valid gzip file ({e})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -60,7 +66,7 @@ def _short(err: json.JSONDecodeError) -> str:
 
 def iter_json_rows(path, *, skip_invalid: bool = False,
                    on_skip: Callable[[InputError], None] | None = None) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line, value)`` for each row of a ``.jsonl`` file or a ``.json`` array.
+    """Yield ``(line, value)`` for each row of a ``.jsonl`` file or a ``.json`` array (``.gz`` too).
 
     A ``.json`` file that does not start with ``[`` is read as JSON Lines.
     With ``skip_invalid``, malformed JSON lines are passed to ``on_skip`` instead

@@ -62,7 +62,7 @@ def tokenize(text: str, mode: str = "rouge") -> list[str]:
 def _fast_tokens(text: str, mode: str) -> list:
     """Same tokens as :func:`tokenize` (as bytes in rouge mode: 3x faster)."""
     if mode == "rouge":
-        return text.lower().encode().translate(_ASCII_WORD).split()
+        return text.lower().encode("utf-8", "surrogatepass").translate(_ASCII_WORD).split()
     return tokenize(text, mode)
 
 

@@ -126,7 +126,7 @@ from selfinstruct.train import TrainOptions, train
 
 class Slow(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
-        time.sleep(0.08)
+        time.sleep(0.05)
 
 data, model, out, resume = sys.argv[1:5]
 train(TrainOptions(data=data, model=model, out=out, max_steps=16, batch_size=4, lr=1e-2, eval_steps=4,

@@ -113,3 +113,13 @@ def test_check_writable_never_overwrites(tmp_path):
     with pytest.raises(OutputError, match="is a directory"):
         check_writable(tmp_path)
     assert write_jsonl(tmp_path / "new" / "o.jsonl", [{"x": 1}]) == 1
+
+
+def test_reads_gzipped_jsonl(tmp_path, shared_data):
+    import gzip
+    p = tmp_path / "a.jsonl.gz"
+    p.write_bytes(gzip.compress(b'{"instruction":"a b","output":"c"}\n'))
+    assert read_examples(p)[0]["output"] == "c"
+    with pytest.raises(InputError, match="not a valid gzip"):
+        read_examples(write(tmp_path, "b.jsonl.gz", b"plain"))
+    assert len(read_examples(shared_data / "t0_prompts.jsonl.gz")) == 55185

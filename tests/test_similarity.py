@@ -14,7 +14,7 @@ from selfinstruct.similarity import RougeIndex, _fast_tokens, fmeasure, rouge_l,
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 TRICKY = ["", "   ", "İstanbul KELVIN \u212a ß ﬁne naïve café 3.14 x_y a-b", "Ünïcödé only", "中文 text 123",
-          "tab\tnew\nline", "UPPER lower MiXeD", "'quoted' \"double\" (paren) [b] {c}", "\u0130i"]
+          "tab\tnew\nline", "UPPER lower MiXeD", "lone\ud800surrogate x\udfff", "'quoted' \"double\" (paren) [b] {c}", "\u0130i"]
 
 
 def rs_tokens(text):
