@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     times["train"] = cli("train", "--data", kept, "--model", "embedded", "--out", model,
                          "--max-steps", size["steps"], "--batch-size", size["batch"],
                          "--max-length", size["max_length"], "--val-fraction", 0.1, "--eval-steps", 0.5,
-                         "--logging-steps", 5, "--lr", 5e-5)
+                         "--logging-steps", 5)
 
     data, why = eval_data(model, args.eval_data)
     stage(4, f"eval: base vs tuned on {size['limit']} rows")

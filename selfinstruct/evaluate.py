@@ -245,6 +245,10 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
     paths = [resolve_model(m) for m in models]                # 3. models exist, tokenizers/templates fit
     prompts = {n: _prompts(rows, template, _load_tokenizer(p, m), m) for n, p, m in zip(names, paths, models)}
     out.mkdir(parents=True, exist_ok=True)
+    if temperature > 0:
+        import torch
+
+        torch.manual_seed(seed)
     log(f"eval: {len(rows)} rows from {data}, models: {', '.join(names)}")
 
     scored: dict[str, list[dict]] = {}

@@ -64,12 +64,13 @@ def leading_verbs(instructions: list[str], k: int = TOP_VERBS) -> list[tuple[str
     return Counter(w for w in map(leading_word, instructions) if w).most_common(k)
 
 
-def max_similarities(instructions: list[str]) -> list[float]:
-    """Each instruction's max ROUGE-L F1 to every other one (same scores as rouge-score)."""
+def max_similarities(instructions: list[str], references: list[str] = ()) -> list[float]:
+    """Each instruction's max ROUGE-L F1 to every other one and to ``references`` (rouge-score's scores)."""
     from .similarity import rouge_l, tokenize
 
     toks = [tokenize(t) for t in instructions]
-    best = [0.0] * len(toks)
+    refs = [tokenize(t) for t in references]
+    best = [max((rouge_l(t, r) for r in refs), default=0.0) for t in toks]
     for i in range(len(toks)):
         for j in range(i + 1, len(toks)):
             s = rouge_l(toks[i], toks[j])
@@ -77,14 +78,26 @@ def max_similarities(instructions: list[str]) -> list[float]:
     return best
 
 
-def similarities(tasks: list[dict]) -> tuple[list[float], str]:
+def seed_instructions(config: dict) -> list[str]:
+    """The run's seed instructions (run.json `seeds`, else the packaged ones); [] if unreadable."""
+    from .seeds import load_seeds
+
+    try:
+        return [t["instruction"] for t in load_seeds(config.get("seeds"))]
+    except (InputError, OSError, ValueError):
+        return []
+
+
+def similarities(tasks: list[dict], seeds: list[str] = ()) -> tuple[list[float], str]:
     """(values, source): tasks.jsonl's `similarity` (max ROUGE-L to the seeds and the tasks kept
-    before it), else recomputed among the kept instructions for runs up to RECOMPUTE_MAX."""
+    before it), else recomputed against the seeds and the other kept instructions (up to RECOMPUTE_MAX)."""
     given = [t.get("similarity") for t in tasks]
     if tasks and all(isinstance(s, (int, float)) for s in given):
         return [float(s) for s in given], "tasks.jsonl `similarity` (vs seeds and earlier kept tasks)"
     if len(tasks) <= RECOMPUTE_MAX:
-        return max_similarities([t["instruction"] for t in tasks]), "recomputed among the kept instructions"
+        what = f"the {len(seeds)} seeds and " if seeds else ""
+        return (max_similarities([t["instruction"] for t in tasks], seeds),
+                f"recomputed against {what}the other kept instructions")
     return [float(s) for s in given if isinstance(s, (int, float))], "tasks.jsonl (rows without a value left out)"
 
 
@@ -94,7 +107,8 @@ def summarize_run(run: dict) -> dict:
     reasons: Counter = Counter()
     for r in rounds:
         reasons.update(r.get("rejected", {}))
-    sims, source = similarities(tasks)
+    given = all(isinstance(t.get("similarity"), (int, float)) for t in tasks)
+    sims, source = similarities(tasks, [] if given else seed_instructions(run["config"]))
     total = stats.get("total") or {}
     return {
         "teacher": stats.get("teacher"), "seeds": stats.get("seeds"), "rounds": rounds, "reasons": reasons,

@@ -100,8 +100,8 @@ def test_summary_files_are_atomic_and_journals_fsynced_each_round(tmp_path, monk
     assert any(p.endswith("data.jsonl") for p in synced) and any(p.endswith("rejected.jsonl") for p in synced)
 
 
-def test_eval_and_train_summaries_go_through_atomic_writes():
-    """Read the code paths: summary JSON files are written with atomic_write_json / write_jsonl only."""
+def test_no_file_is_written_in_place():
+    """Read the code: no module writes a file in place (write_text, json.dump, open(..., "w")); all go through records."""
     import re
 
     bad = []

@@ -174,7 +174,7 @@ def test_server_killed_mid_run_stops_cleanly_then_resumes(katan, tmp_path):
     t = total(out)
     assert len(json.loads((out / "stats.json").read_text())["rounds"]) == 4
     assert t["failures"] >= stats["in_progress"]["failures"]
-    assert t["requests"] >= 12 + stats["in_progress"]["requests"] - 3  # the cut round's attempt is counted too
+    assert t["requests"] >= 12 + stats["in_progress"]["requests"]  # the cut attempt at round 2 is counted too
     check_files(out)
     record("fault", kind="server killed, run stopped, resumed", injected=1, requests=t["requests"],
            retries=t["retries"], failures=t["failures"])

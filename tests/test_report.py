@@ -75,6 +75,14 @@ def test_similarities_prefer_the_run_values_and_recompute_when_missing():
     missing = [{**t, "similarity": None} for t in TASKS]
     values, source = similarities(missing)
     assert "recomputed" in source and values == max_similarities([t["instruction"] for t in TASKS])
+    seeds = ["Write a poem about the sea and the sky.", "Explain how rain forms."]
+    with_seeds, source = similarities(missing, seeds)
+    assert "the 2 seeds" in source and with_seeds[3] == pytest.approx(rouge_l_pair(TASKS[3]["instruction"], seeds[1]))
+    assert with_seeds[0] > values[0] and with_seeds[1] == values[1]
+
+
+def rouge_l_pair(a, b):
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False).score(a, b)["rougeL"].fmeasure
 
 
 def test_report_writes_markdown_and_real_pngs(tmp_path):
