@@ -125,7 +125,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--name", default=None, help="Run name for the default --out (default: a UTC timestamp).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for sampling prompts and the teacher.")
 @click.option("--max-tokens", type=click.IntRange(16), default=512, show_default=True,
-              help="Token limit per instruction-generation request (instance requests use at most 384).")
+              help="Token limit per instruction-generation request (instance requests use at most 256).")
 @click.option("--temperature", type=click.FloatRange(0), default=0.7, show_default=True, help="Sampling temperature.")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="Nucleus sampling top-p (the paper uses 0.5).")

@@ -33,7 +33,7 @@ MAX_INSTANCES = 5
 # API teachers want more (--prompts-per-round 20 or so)
 DEFAULT_PROMPTS = {"selfinstruct": 2, "alpaca": 1}
 CLASSIFY_TOKENS = 3
-INSTANCE_TOKENS = 384
+INSTANCE_TOKENS = 256
 
 
 @dataclass

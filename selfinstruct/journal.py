@@ -231,6 +231,7 @@ class RunState:
                  "rounds": self.stats["rounds"], "total": total_of(self.stats["rounds"])}
         if "in_progress" in self.stats:
             stats["in_progress"] = self.stats["in_progress"]
+        self.stats["total"] = stats["total"]
         atomic_write_json(self.paths["stats"], stats)
 
     def close(self) -> None:

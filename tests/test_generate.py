@@ -288,6 +288,7 @@ def test_cli_generate_with_fake_teacher(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli.main, args)
     assert res.exit_code == 0, res.output
     assert "4 tasks ->" in res.output and "8 training rows ->" in res.output
+    assert re.search(r"^\s+all\s+6\s+4\s+8\s", res.output, re.M)  # the totals row of the summary
     assert made[0]["api_key"] == "sk-secret-123"
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     r = stats["rounds"][0]
