@@ -38,6 +38,7 @@ from rouge_score import rouge_scorer  # noqa: E402
 
 from selfinstruct.filters import filter_records  # noqa: E402
 from selfinstruct.similarity import tokenize  # noqa: E402
+from common import write_section  # bench/common.py (scripts run from bench/ or the repo root)
 
 THRESHOLD = 0.7
 
@@ -106,19 +107,6 @@ def cli_run(src: Path, tmp: Path, extra: list[str]) -> dict:
     return {"options": " ".join(extra) or "(defaults)", "wall": wall, "cpu": cpu, "load_before": load,
             "kept": num(m.group(1)), "rejected": num(m.group(2)),
             "pairs_compared": num(p.group(1)), "pairs_pruned": num(p.group(2)), "summary": proc.stderr}
-
-
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace (or append) the ``## name`` section of a shared markdown file, leaving the others."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    head = f"## {name}\n"
-    start = text.find(head)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + head + body
-    else:
-        end = text.find("\n## ", start + len(head))
-        text = text[:start] + head + body + (text[end + 1:] if end >= 0 else "")
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
 def pct(compared: int, pruned: int) -> str:

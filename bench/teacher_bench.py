@@ -26,6 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from selfinstruct.openai_teacher import OpenAITeacher  # noqa: E402
 from selfinstruct.teachers import make_teacher  # noqa: E402
 from servers import start_katan  # noqa: E402
+from common import write_section  # bench/common.py (scripts run from bench/ or the repo root)
 
 PROMPTS = [
     "Write a short poem about the sea.", "Give three tips for staying healthy.",
@@ -104,19 +105,6 @@ def bench_hf(n: int, max_tokens: int) -> list[str]:
             t.close()
         rows.append(f"| **ratio** (batch 8 vs 1) | | | **{rates[8] / rates[1]:.1f}x** |")
         return rows
-
-
-def write_section(path: Path, name: str, body: str) -> None:
-    """Replace (or append) the ``## name`` section of a shared markdown file, leaving the others."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    head = f"## {name}\n"
-    start = text.find(head)
-    if start < 0:
-        text = text.rstrip("\n") + "\n\n" + head + body
-    else:
-        end = text.find("\n## ", start + len(head))
-        text = text[:start] + head + body + (text[end + 1:] if end >= 0 else "")
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
 def main():

@@ -34,14 +34,14 @@ def main():
 # ----------------------------------------------------------------- filter (issue 3)
 
 @main.command("filter")
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path())
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="Write the kept rows here (JSONL; must not exist).")
 @click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
               help="Also write the rejected rows, each with a 'reason' (JSONL; must not exist).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Reject an instruction whose ROUGE-L F1 with a kept or --against one is above this.")
-@click.option("--against", "against_paths", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--against", "against_paths", multiple=True, type=click.Path(),
               help="Instructions to compare against but not output (seed tasks, an earlier set). Repeatable.")
 @click.option("--no-heuristics", is_flag=True,
               help="Only the similarity and exact-duplicate checks; skip length/blacklist/etc. rules.")
@@ -97,7 +97,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @main.command()
 @click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
               help="Total rounds for the run; on an existing --out, rounds already done count.")
-@click.option("--seeds", "seeds_path", type=click.Path(dir_okay=False), default=None,
+@click.option("--seeds", "seeds_path", type=click.Path(), default=None,
               help="Seed tasks (Self-Instruct .jsonl or Alpaca .json/.jsonl). Default: the packaged 175 seeds.")
 @click.option("--teacher", default="embedded", show_default=True,
               help="Teacher LLM: embedded (Gemma 3 270M, offline), smollm2, hf:PATH_OR_ID, openai:MODEL, or a folder.")
@@ -108,6 +108,10 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="openai:MODEL endpoint: chat messages, or plain completions for base models.")
 @click.option("--concurrency", type=click.IntRange(1), default=16, show_default=True,
               help="Requests in flight at once (API teachers); also how many tasks get instances per write.")
+@click.option("--request-timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
+              help="Seconds to wait for one API response before retrying it (openai:MODEL).")
+@click.option("--max-retries", type=click.IntRange(0), default=6, show_default=True,
+              help="Retries per API request on 429/5xx/timeouts (exponential backoff); then it counts as failed.")
 @click.option("--price-in", type=click.FloatRange(0), default=None,
               help="USD per 1M prompt tokens, to estimate cost (needs --price-out too).")
 @click.option("--price-out", type=click.FloatRange(0), default=None, help="USD per 1M completion tokens.")
@@ -131,9 +135,9 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="Nucleus sampling top-p (the paper uses 0.5).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code for hf: teachers.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed seed rows (reported) instead of stopping.")
-def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, price_in, price_out,
-             prompts_per_round, instances, threshold, style, out_dir, name, seed, max_tokens, temperature, top_p,
-             trust_remote_code, skip_invalid):
+def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
+             price_in, price_out, prompts_per_round, instances, threshold, style, out_dir, name, seed, max_tokens,
+             temperature, top_p, trust_remote_code, skip_invalid):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
@@ -159,12 +163,16 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         click.echo(f"{state.out}: all {rounds} round(s) already done; pass a larger --rounds to continue", err=True)
         return
     t = make_teacher(teacher, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
-                     trust_remote_code=trust_remote_code, seed=seed)
+                     timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
+                     seed=seed)
     try:
         stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:
         click.echo(f"interrupted; run the same command again to resume {state.out}", err=True)
         sys.exit(130)
+    except TeacherError as e:
+        raise TeacherError(f"{e}; what was kept is saved: run the same command again to resume "
+                           f"{state.out}") from None
     finally:
         t.close()
     click.echo(summary(stats, state))
@@ -232,7 +240,7 @@ def train_cmd(**kw):
 @main.command("eval")
 @click.option("--model", "models", multiple=True, required=True,
               help="Model to evaluate (repeat for A, B, ...): embedded, smollm2, a checkpoint folder or a hub id.")
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
+@click.option("--data", required=True, type=click.Path(),
               help="Rows with references: Alpaca or Self-Instruct JSON/JSONL (e.g. a train run's val.jsonl).")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder for results.jsonl, metrics.json, report.md, report.html (never overwritten).")
@@ -250,13 +258,17 @@ def train_cmd(**kw):
               help="Teacher spec (e.g. openai:gpt-4o-mini) for a pairwise A/B judgement of the first two models.")
 @click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
               help="Best and worst rows (by ROUGE-L gap between the first two models) shown in the reports.")
-def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, template, temperature, judge, examples):
+@click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+@click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the model folders.")
+def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, template, temperature, judge, examples,
+             skip_invalid, trust_remote_code):
     """Answer each row with each model and score the answers (ROUGE-L, exact match, failure shares)."""
     from .evaluate import run_eval
 
     run_eval(list(models), data, out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
              batch_size=batch_size, template=template, temperature=temperature, judge=judge,
-             examples=examples, log=lambda m: click.echo(m, err=True))
+             examples=examples, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code,
+             log=lambda m: click.echo(m, err=True))
     click.echo(f"{out}/report.md\n{out}/report.html")
 
 

@@ -18,8 +18,9 @@ import unicodedata
 from pathlib import Path
 
 from .formatting import HEADERS, cut_at_header, format_prompt, TemplateError
-from .models import ModelError, resolve_model
-from .records import InputError, JsonlWriter, OutputError, atomic_write_json, check_writable, read_examples
+from .models import ModelError, load_error, resolve_model
+from .records import (InputError, JsonlWriter, atomic_write_json, check_out_folder, check_writable,
+                      read_examples)
 
 RESULT_FILES = ("results.jsonl", "metrics.json", "judge.jsonl", "report.md", "report.html")
 ECHO_MIN_INPUT_WORDS = 8
@@ -114,9 +115,11 @@ def pick_examples(rouge_a: list[float], rouge_b: list[float] | None, k: int) -> 
 # --------------------------------------------------------------------------- data
 
 
-def load_rows(path, *, limit: int | None = None, seed: int = 0) -> list[dict]:
-    """Alpaca/Self-Instruct rows with references; ``limit`` takes a seeded sample (file order kept)."""
-    rows = read_examples(path)
+def load_rows(path, *, limit: int | None = None, seed: int = 0, skip_invalid: bool = False,
+              skipped: list | None = None) -> list[dict]:
+    """Alpaca/Self-Instruct rows with references; ``limit`` takes a seeded sample (file order kept).
+    With ``skip_invalid`` bad rows go to ``skipped`` (InputErrors) instead of raising."""
+    rows = read_examples(path, skip_invalid=skip_invalid, skipped=skipped)
     if limit is not None and limit < len(rows):
         keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
         rows = [rows[i] for i in keep]
@@ -125,9 +128,7 @@ def load_rows(path, *, limit: int | None = None, seed: int = 0) -> list[dict]:
 
 def check_out_dir(out) -> Path:
     """Refuse a file, or a folder already holding eval outputs (nothing is overwritten)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
+    out = check_out_folder(out)
     for name in RESULT_FILES:
         check_writable(out / name)
     return out
@@ -212,13 +213,13 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 256,
 # --------------------------------------------------------------------------- the command
 
 
-def _load_tokenizer(path: str, spec: str):
+def _load_tokenizer(path: str, spec: str, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path)
-    except OSError as e:
-        raise ModelError(f"{spec}: cannot load tokenizer ({str(e).splitlines()[0]})") from e
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError) as e:
+        raise load_error(spec, e) from e
 
 
 def _prompts(rows, template, tokenizer, spec) -> list[str]:
@@ -231,19 +232,23 @@ def _prompts(rows, template, tokenizer, spec) -> list[str]:
 def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: int = 0,
              max_new_tokens: int = 256, batch_size: int = 8, template: str = "alpaca",
              temperature: float = 0.0, judge: str | None = None, examples: int = 3,
-             log=print) -> dict:
+             skip_invalid: bool = False, trust_remote_code: bool = False, log=print) -> dict:
     """Generate, score and report; returns the summary written to metrics.json."""
     from .models import load_model_and_tokenizer
 
     if not models:
         raise InputError("--model", None, "give at least one model")
-    rows = load_rows(data, limit=limit, seed=seed)          # 1. data (file:line errors)
+    skipped: list[InputError] = []
+    rows = load_rows(data, limit=limit, seed=seed, skip_invalid=skip_invalid, skipped=skipped)  # 1. data
+    for err in skipped:
+        log(f"skipped: {err}")
     out = check_out_dir(out)                                  # 2. outputs (never overwrite)
     if judge and len(models) < 2:
         raise InputError("--judge", None, "the judge compares two models; give a second --model")
     names = model_names(models)
     paths = [resolve_model(m) for m in models]                # 3. models exist, tokenizers/templates fit
-    prompts = {n: _prompts(rows, template, _load_tokenizer(p, m), m) for n, p, m in zip(names, paths, models)}
+    prompts = {n: _prompts(rows, template, _load_tokenizer(p, m, trust_remote_code), m)
+               for n, p, m in zip(names, paths, models)}
     out.mkdir(parents=True, exist_ok=True)
     if temperature > 0:
         import torch
@@ -256,7 +261,7 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
     with JsonlWriter(out / "results.jsonl") as writer:
         for name, path in zip(names, paths):
             t0 = time.perf_counter()
-            model, tokenizer = load_model_and_tokenizer(path)
+            model, tokenizer = load_model_and_tokenizer(path, trust_remote_code=trust_remote_code)
             answers = generate(model, tokenizer, prompts[name], max_new_tokens=max_new_tokens,
                                batch_size=batch_size, temperature=temperature, template=template, desc=name)
             seconds = time.perf_counter() - t0
@@ -276,7 +281,8 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
             log(f"  {name}: ROUGE-L {summarize(scored[name])['rouge_l']:.3f} ({seconds:.0f} s, {tokens} tokens)")
 
     summary = {
-        "data": str(data), "rows": len(rows), "limit": limit, "seed": seed, "template": template,
+        "data": str(data), "rows": len(rows), "skipped_invalid": len(skipped), "limit": limit, "seed": seed,
+        "template": template,
         "max_new_tokens": max_new_tokens, "temperature": temperature, "models": names,
         "metrics": {n: {**summarize(scored[n]), **timing[n]} for n in names},
     }

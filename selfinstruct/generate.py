@@ -23,7 +23,7 @@ from typing import Callable
 
 from . import prompts as P
 from .filters import RecordFilter, instance_reason, instruction_reason
-from .journal import USAGE_KEYS, RunState
+from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
 from .teachers import Usage, estimate_cost
 
@@ -79,6 +79,7 @@ class Candidate:
     instances: list | None = None  # alpaca style: proposed with its one instance
     similarity: float | None = None
     most_similar: str | None = None
+    error: str | None = None  # why the teacher request behind it failed for good
 
 
 # --------------------------------------------------------------------------- screening
@@ -127,7 +128,7 @@ def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progre
 
 
 def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], pool: list[dict], label: str):
-    """Ask for new tasks; returns (candidates, [(garbage text, reason)])."""
+    """Ask for new tasks; returns (candidates, [(garbage Candidate, reason)])."""
     chat = teacher.is_chat
     shown, built = [], []
     for _ in range(cfg.prompts_per_round):
@@ -152,7 +153,7 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
         else:
             parsed = parse_instructions(c.text, finish_reason=c.finish_reason, prefix="" if chat else f"{n + 1}.")
             cands += [Candidate(text) for text in parsed.items]
-        garbage += parsed.rejected
+        garbage += [(Candidate(text, error=c.error), reason) for text, reason in parsed.rejected]
     return cands, garbage
 
 
@@ -224,6 +225,7 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
                                      prefix="" if chat else P.instance_prefix(y))
             dropped.update(reason for _, reason in parsed.rejected)
             cand.instances, why = clean_instances(parsed.items, cfg.instances)
+            cand.error = out.error
             dropped.update(why)
             (keep(cand, y) if cand.instances else reject(cand, "no_instances"))
 
@@ -250,7 +252,8 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
 
     def reject(cand: Candidate, reason: str) -> None:
         state.add_rejected({"instruction": cand.instruction, "reason": reason, "round": round_no,
-                            "similarity": cand.similarity, "most_similar": cand.most_similar})
+                            "similarity": cand.similarity, "most_similar": cand.most_similar,
+                            "error": cand.error})
 
     def keep(cand: Candidate, is_cls: bool) -> None:
         task = {"instruction": cand.instruction, "instances": cand.instances, "is_classification": is_cls,
@@ -259,22 +262,26 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
         if not state.add_task(task):
             reject(cand, "exact_duplicate")
 
-    cands, garbage = propose(teacher, cfg, rng, seeds, state.pool, label)
-    for text, reason in garbage:
-        reject(Candidate(text), reason)
-    kept, rejected = screen(cands, gate)
-    for cand, reason in rejected:
-        reject(cand, reason)
-    checkpoint()
-    if cfg.style == "alpaca":
-        for cand in kept:
-            cand.instances, why = clean_instances(cand.instances, cfg.instances)
-            dropped.update(why)
-            (keep(cand, False) if cand.instances else reject(cand, "no_instances"))
-    else:
-        labels = classify(teacher, cfg, kept, label)
+    try:
+        cands, garbage = propose(teacher, cfg, rng, seeds, state.pool, label)
+        for cand, reason in garbage:
+            reject(cand, reason)
+        kept, rejected = screen(cands, gate)
+        for cand, reason in rejected:
+            reject(cand, reason)
         checkpoint()
-        add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label)
+        if cfg.style == "alpaca":
+            for cand in kept:
+                cand.instances, why = clean_instances(cand.instances, cfg.instances)
+                dropped.update(why)
+                (keep(cand, False) if cand.instances else reject(cand, "no_instances"))
+        else:
+            labels = classify(teacher, cfg, kept, label)
+            checkpoint()
+            add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label)
+    except BaseException:
+        checkpoint()  # a crash or a lost server keeps this round's teacher usage (retries, failures)
+        raise
     usage = _usage(teacher, before, carried)
     cost = estimate_cost(Usage(**usage), cfg.price_in, cfg.price_out)
     return state.finish_round(round_no, usage, time.monotonic() - t0, cost, dropped)
@@ -318,8 +325,12 @@ def summary(stats: dict, state: RunState) -> str:
     rounds = stats.get("rounds", [])
     shown = rounds if len(rounds) <= 12 else rounds[:3] + rounds[-8:]
     lines += [line(str(r["round"]), r) for r in shown]
-    if "total" in stats:
-        lines.append(line("all", stats["total"]))
+    if rounds:
+        t = total_of(rounds)
+        lines.append(line("all", t))
+        if t["failures"] or t["retries"]:
+            lines.append(f"teacher: {t['failures']} request(s) failed for good (rejected.jsonl rows with an "
+                         f"'error'), {t['retries']} retried")
     lines.append(f"{len(state.tasks)} tasks -> {state.paths['tasks']}")
     lines.append(f"{sum(len(t['instances']) for t in state.tasks)} training rows -> {state.paths['data']}")
     lines.append(f"{len(state.rejected)} rejected -> {state.paths['rejected']}; stats -> {state.paths['stats']}")

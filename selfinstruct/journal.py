@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
-from .records import JsonlWriter, OutputError, atomic_write_json, read_jsonl_lenient, write_jsonl
+from .records import (JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient,
+                      write_jsonl)
 
 FILES = ("tasks.jsonl", "data.jsonl", "rejected.jsonl", "stats.json", "run.json")
 USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens")
@@ -41,18 +41,11 @@ def data_rows(task: dict) -> list[dict]:
 
 def check_out_dir(out) -> Path:
     """Refuse an output folder we cannot use; say nothing yet about resuming."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
+    out = check_out_folder(out)
     if out.is_dir():
         others = [p.name for p in out.iterdir() if p.name not in FILES and not p.name.endswith(".tmp")]
         if others and not (out / "run.json").exists():
             raise OutputError(f"{out}: is not empty and holds no generate run (run.json); choose another --out")
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not os.access(probe, os.W_OK):
-        raise OutputError(f"{out}: cannot write in {probe}")
     return out
 
 

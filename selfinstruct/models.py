@@ -111,6 +111,15 @@ def resolve_model(spec: str | None) -> str:
     return spec  # hub id; from_pretrained resolves it from the local cache
 
 
+def load_error(spec, err: Exception) -> ModelError:
+    """One line for a failed ``from_pretrained``, naming the flag that would help."""
+    text = str(err).strip()
+    if "trust_remote_code" in text:
+        return ModelError(f"{spec}: the model needs the custom code in its folder; pass --trust-remote-code "
+                          "only if you trust that code")
+    return ModelError(f"{spec}: cannot load model ({text.splitlines()[0] if text else type(err).__name__})")
+
+
 def load_model_and_tokenizer(spec: str | None, *, dtype=None, device: str | None = None,
                              trust_remote_code: bool = False):
     """Load a causal LM and its tokenizer from a resolved spec.
@@ -131,6 +140,6 @@ def load_model_and_tokenizer(spec: str | None, *, dtype=None, device: str | None
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
         )
-    except OSError as e:
-        raise ModelError(f"{spec}: cannot load model ({str(e).splitlines()[0]})") from e
+    except (OSError, ValueError, ImportError) as e:
+        raise load_error(spec, e) from e
     return model.to(device), tokenizer

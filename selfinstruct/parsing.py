@@ -18,6 +18,7 @@ _NUMBERED = re.compile(
     r"\s*(?:\*\*|__)?\s*(?:(?:task|instruction|question)\s*#?\s*(\d{1,3})\s*[.:)\-]"
     r"|\(?#?(\d{1,3})\s*(?:[.):\]]|\s-)(?!\d))\s*(?:\*\*|__)?\s*", re.I)
 _BULLET = re.compile(r"\s*[-*•]\s+")
+_INLINE = re.compile(r"(?:^|(?<=\s))(\d{1,9})\s?[.)]\s")  # a number marker inside a line
 _FENCE = re.compile(r"^\s*```")
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]{0,15}(?:\s[^<>]{0,200})?/?>")
 _SPECIAL = re.compile(r"<\|[^|<>]{1,40}\|>|<(?:start|end)_of_turn>|</?s>|\[/?INST\]|<eos>|<bos>")
@@ -42,6 +43,7 @@ def clean_text(text) -> str:
     """Normalise newlines, drop chat special tokens, HTML-ish tags and code-fence lines."""
     if not isinstance(text, str):
         return ""
+    text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate from a JSON reply -> "?"
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
     text = _SPECIAL.sub("\n", text)
     text = _TAG.sub("", text)
@@ -59,14 +61,13 @@ def _split_inline(number: int | None, body: str) -> list[tuple[int | None, str]]
     """'9. A 10. B 11. C' on one line -> three items, when the numbers run on."""
     if number is None:
         return [(number, body)]
-    out = []
-    while True:
-        m = re.search(rf"(?:^|\s){number + 1}\s?[.)]\s", body)
-        if not m:
-            out.append((number, body))
-            return out
-        out.append((number, body[: m.start()]))
-        number, body = number + 1, body[m.end():]
+    out, start = [], 0
+    for m in _INLINE.finditer(body):  # one pass, one pattern: linear in the line's length
+        if m.group(1) == str(number + 1):
+            out.append((number, body[start:m.start()]))
+            number, start = number + 1, m.end()
+    out.append((number, body[start:]))
+    return out
 
 
 def _list_items(text: str) -> tuple[list[str], list[tuple[int | None, str]]]:

@@ -16,11 +16,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 ROLES = ("system", "user", "assistant")
+# No instruction-tuning row is this long; refusing it early keeps a stray 50 MB line from
+# taking minutes and gigabytes in tokenisers and ROUGE (docs/reliability.md).
+MAX_ROW_CHARS = 1_000_000
 
 
 class InputError(Exception):
@@ -43,7 +47,7 @@ def _line_of(text: str, pos: int) -> int:
     return text.count("\n", 0, pos) + 1
 
 
-def _read_text(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     if not path.exists():
         raise InputError(path, None, "no such file")
     if path.is_dir():
@@ -54,10 +58,37 @@ def _read_text(path: Path) -> str:
             data = gzip.decompress(data)
         except (OSError, EOFError) as e:
             raise InputError(path, None, f"not a valid gzip file ({e})") from None
+    return data
+
+
+def _decode_each(data: bytes) -> Iterator[tuple[int, str | None]]:
+    """``(line, text)`` per line; ``None`` for a line that is not UTF-8."""
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            yield n, raw.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError:
+            yield n, None
+
+
+def _too_long(path: Path, line: int, size: int) -> InputError:
+    return InputError(path, line, f"row is {size:,} characters long (limit {MAX_ROW_CHARS:,})")
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _lone_surrogate(raw: str, value: Any) -> bool:
+    """True when a "\\udXXX" escape decoded to half a character (no UTF-8 text can hold it)."""
+    if not _SURROGATE_ESCAPE.search(raw):
+        return False
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InputError(path, data.count(b"\n", 0, e.start) + 1, "not valid UTF-8") from None
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+LONE_SURROGATE = "invalid text: a \\uXXXX escape holds half a surrogate pair, not a character"
 
 
 def _short(err: json.JSONDecodeError) -> str:
@@ -68,29 +99,56 @@ def iter_json_rows(path, *, skip_invalid: bool = False,
                    on_skip: Callable[[InputError], None] | None = None) -> Iterator[tuple[int, Any]]:
     """Yield ``(line, value)`` for each row of a ``.jsonl`` file or a ``.json`` array (``.gz`` too).
 
-    A ``.json`` file that does not start with ``[`` is read as JSON Lines.
-    With ``skip_invalid``, malformed JSON lines are passed to ``on_skip`` instead
-    of raising (a broken JSON array cannot be skipped past and always raises).
+    A ``.json`` file that does not start with ``[`` is read as JSON Lines; a ``.jsonl`` file always is.
+    With ``skip_invalid``, bad lines (not UTF-8, over ``MAX_ROW_CHARS``, malformed JSON) are
+    passed to ``on_skip`` instead of raising (a broken JSON array cannot be skipped past).
     """
     path = Path(path)
-    text = _read_text(path)
-    if not text.strip():
+    data = _read_bytes(path)
+    if not data.strip():
         raise InputError(path, 1, "file is empty")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+
+    def skip(err: InputError) -> None:
+        if not skip_invalid:
+            raise err
+        if on_skip:
+            on_skip(err)
+
+    jsonl = path.name.endswith((".jsonl", ".jsonl.gz"))
+    is_array = not jsonl and data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"[")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if not skip_invalid or is_array:  # no skipping past a bad line inside one JSON array
+            raise InputError(path, data.count(b"\n", 0, e.start) + 1, "not valid UTF-8") from None
+        text = None
+    if is_array:
+        del data
         yield from _iter_array(path, text)
         return
-    for n, line in enumerate(text.split("\n"), 1):
+    if text is None:
+        lines = _decode_each(data)
+    else:
+        lines = enumerate(text.split("\n"), 1)
+        del data, text  # a 50 MB line is held once, not three times
+    for n, line in lines:
+        if line is None:
+            skip(InputError(path, n, "not valid UTF-8"))
+            continue
+        if len(line) > MAX_ROW_CHARS:
+            skip(_too_long(path, n, len(line)))
+            continue
         if not line.strip():
             continue
         try:
-            yield n, json.loads(line)
+            value = json.loads(line)
         except json.JSONDecodeError as e:
-            err = InputError(path, n, _short(e))
-            if not skip_invalid:
-                raise err from None
-            if on_skip:
-                on_skip(err)
+            skip(InputError(path, n, _short(e)))
+            continue
+        if _lone_surrogate(line, value):
+            skip(InputError(path, n, LONE_SURROGATE))
+            continue
+        yield n, value
 
 
 def _iter_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:
@@ -119,6 +177,10 @@ def _iter_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as e:
             raise InputError(path, e.lineno, _short(e)) from None
+        if end - pos > MAX_ROW_CHARS:
+            raise _too_long(path, _line_of(text, pos), end - pos)
+        if _lone_surrogate(text[pos:end], value):
+            raise InputError(path, _line_of(text, pos), LONE_SURROGATE)
         yield _line_of(text, pos), value
         pos, expect_value = end, False
 
@@ -279,8 +341,19 @@ def clean(row: dict) -> dict:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
+def _json(obj: Any, **kw) -> str:
+    """JSON text that encodes as UTF-8: a lone surrogate (from a "\\ud800" escape in some input,
+    or a teacher's reply) makes the whole text fall back to ASCII escapes, which read back the same."""
+    text = json.dumps(obj, ensure_ascii=False, **kw)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(obj, ensure_ascii=True, **kw)
+    return text
+
+
 def dumps(row: dict) -> str:
-    return json.dumps(clean(row), ensure_ascii=False)
+    return _json(clean(row))
 
 
 def check_writable(path, *, overwrite: bool = False) -> Path:
@@ -291,11 +364,27 @@ def check_writable(path, *, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: already exists (will not overwrite; remove it or choose another path)")
     parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
+    _check_ancestor(path, parent)
+    return path
+
+
+def _check_ancestor(path: Path, folder: Path) -> None:
+    """The nearest existing ancestor of ``folder`` must be a folder we may write in."""
+    probe = folder
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
+    if not probe.is_dir():
+        raise OutputError(f"{path}: cannot write there, {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK):
         raise OutputError(f"{path}: cannot write in {probe}")
+
+
+def check_out_folder(path) -> Path:
+    """An output folder: not an existing file, and creatable/writable (its contents are the caller's call)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{path}: exists and is not a folder")
+    _check_ancestor(path, path)
     return path
 
 
@@ -381,7 +470,7 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def atomic_write_json(path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
+    atomic_write_text(path, _json(obj, indent=2) + "\n")
 
 
 def write_jsonl(path, rows: Iterable[dict]) -> int:

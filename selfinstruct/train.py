@@ -23,8 +23,9 @@ from pathlib import Path
 
 from . import data as D
 from .formatting import TemplateError, check_template
-from .models import ModelError, resolve_model
-from .records import InputError, JsonlWriter, OutputError, atomic_write_json, read_jsonl_lenient, write_jsonl
+from .models import ModelError, load_error, resolve_model
+from .records import (InputError, JsonlWriter, OutputError, atomic_write_json, check_out_folder,
+                      read_jsonl_lenient, write_jsonl)
 
 # options that must match when resuming (same data order and LR schedule)
 RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",
@@ -74,11 +75,7 @@ def sha256_file(path) -> str:
 
 def check_out_dir(opts: TrainOptions, saved_args: dict) -> str | None:
     """Refuse a non-empty folder unless resuming; when resuming return the last checkpoint (or None)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    out = Path(opts.out)
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out}: exists and is not a folder")
+    out = check_out_folder(opts.out)
     if not opts.resume:
         if out.exists() and any(out.iterdir()):
             raise OutputError(f"{out}: folder is not empty (use --resume to continue a run, or choose a new --out)")
@@ -93,8 +90,23 @@ def check_out_dir(opts: TrainOptions, saved_args: dict) -> str | None:
         if old.get(key) != saved_args.get(key):
             raise OutputError(f"{out}: --resume with a different {key} ({saved_args.get(key)!r}, "
                               f"the run used {old.get(key)!r})")
-    ckpt_dir = out / "checkpoints"
-    return get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    return last_complete_checkpoint(out / "checkpoints")
+
+
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest ``checkpoint-N`` whose trainer_state.json (the Trainer writes it last) reads back;
+    a folder half-written by a crash while saving is skipped."""
+    import json
+
+    done = []
+    for p in folder.glob("checkpoint-*"):
+        try:
+            step = int(p.name.split("-")[1])
+            json.loads((p / "trainer_state.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            continue
+        done.append((step, str(p)))
+    return max(done)[1] if done else None
 
 
 def device_settings() -> dict:
@@ -120,7 +132,7 @@ def load_model(path: str, attn: str, trust_remote_code: bool):
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn,
                                                     use_safetensors=True, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ImportError) as e:
-        raise ModelError(f"{path}: cannot load model ({str(e).splitlines()[0]})") from e
+        raise load_error(path, e) from e
 
 
 def steps_value(x: float | None):
@@ -267,8 +279,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     model_path = resolve_model(opts.model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=opts.trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{opts.model or 'embedded'}: cannot load tokenizer ({str(e).splitlines()[0]})") from e
+    except (OSError, ValueError, ImportError) as e:
+        raise load_error(opts.model or "embedded", e) from e
     try:
         check_template(opts.template, tokenizer)
     except TemplateError as e:

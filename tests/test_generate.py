@@ -219,7 +219,8 @@ def test_resume_after_crash_mid_round_never_duplicates(tmp_path):
         make_run(tmp_path, FakeTeacher(crash_on=("instances", 7)), rounds=3)
     tasks, _, _, stats = files(tmp_path)
     assert len(stats["rounds"]) == 1 and len(tasks) == 6 and stats["in_progress"]["round"] == 2
-    assert stats["in_progress"]["requests"] == 2 + 4  # instructions + classify of round 2 so far
+    # instructions + classify + the 2 instance requests answered before the crash (saved as it stopped)
+    assert stats["in_progress"]["requests"] == 2 + 4 + 2
     # a torn last line and a data.jsonl left behind by the crash
     with open(tmp_path / "run" / "tasks.jsonl", "a") as f:
         f.write('{"id": "machine_task_6", "instruction": "Torn')
@@ -231,7 +232,7 @@ def test_resume_after_crash_mid_round_never_duplicates(tmp_path):
     assert [r["round"] for r in stats["rounds"]] == [1, 2, 3] and "in_progress" not in stats
     assert [t["id"] for t in tasks] == [f"machine_task_{i}" for i in range(len(tasks))]
     r2 = stats["rounds"][1]
-    assert r2["requests"] == 6 + 2  # the crashed attempt's usage is carried; nothing new passed screening
+    assert r2["requests"] == 8 + 2  # the crashed attempt's usage is carried; nothing new passed screening
     assert r2["kept"] == 2 and r2["rejected"] == {"exact_duplicate": 4, "truncated": 4}
     assert Counter(t["round"] for t in tasks) == {1: 4, 2: 2, 3: 2}
     assert len(data) == 16
