@@ -10,7 +10,8 @@ import sys
 import click
 
 from .models import ModelError
-from .records import InputError, OutputError
+from .records import InputError
+from .writers import OutputError
 from .teachers import TeacherError
 
 USER_ERRORS = (InputError, OutputError, ModelError, TeacherError)
@@ -62,7 +63,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
     import os
 
     from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, filter_records, summary_lines
-    from .records import check_writable, read_examples, write_jsonl
+    from .records import read_examples
+    from .writers import check_writable, write_jsonl
 
     outs = [out_path] + ([rejected_path] if rejected_path else [])
     if rejected_path and os.path.abspath(rejected_path) == os.path.abspath(out_path):

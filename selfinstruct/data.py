@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from .formatting import format_example
-from .records import InputError, clean, flatten_task, read_any, row_kind
+from .records import InputError, flatten_task, read_any, row_kind
+from .writers import clean
 
 IGNORE_INDEX = -100
 

@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
-from .records import atomic_write_text
+from .writers import atomic_write_text
 
 METRICS = [  # (key, label, kind)
     ("rouge_l", "ROUGE-L F1 (mean)", "float"),

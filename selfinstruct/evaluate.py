@@ -19,8 +19,8 @@ from pathlib import Path
 
 from .formatting import HEADERS, cut_at_header, format_prompt, TemplateError
 from .models import ModelError, load_error, resolve_model
-from .records import (InputError, JsonlWriter, atomic_write_json, check_out_folder, check_writable,
-                      read_examples)
+from .records import InputError, read_examples
+from .writers import JsonlWriter, atomic_write_json, check_out_folder, check_writable
 
 RESULT_FILES = ("results.jsonl", "metrics.json", "judge.jsonl", "report.md", "report.html")
 ECHO_MIN_INPUT_WORDS = 8

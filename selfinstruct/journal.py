@@ -15,8 +15,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from .records import (JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient,
-                      write_jsonl)
+from .writers import (
+    JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
+)
 
 FILES = ("tasks.jsonl", "data.jsonl", "rejected.jsonl", "stats.json", "run.json")
 USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens")

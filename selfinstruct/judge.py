@@ -13,7 +13,7 @@ import math
 import re
 
 from .prompts import fill, template
-from .records import JsonlWriter
+from .writers import JsonlWriter
 
 _VERDICT = re.compile(r"verdict\s*[:=\-]?\s*\**\s*\"?\(?(1|2|tie|a|b)\b", re.I)
 _BARE = re.compile(r"^\W*(1|2|tie|a|b)\W*$", re.I)

@@ -1,4 +1,4 @@
-"""Records: schemas, reading JSON/JSONL with line-numbered errors, safe writing.
+"""Records: schemas, and reading JSON/JSONL with line-numbered errors (writing: ``writers.py``).
 
 Three row shapes are read:
 
@@ -8,18 +8,14 @@ Three row shapes are read:
 
 Every problem in an input file becomes an :class:`InputError` whose message is
 one line, ``path:line: what is wrong``. The CLI prints it and exits with 2.
-Writers never truncate an existing file by accident: appends repair a torn last
-line first, and whole-file writes go to a temporary file that is then renamed.
 """
 from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 ROLES = ("system", "user", "assistant")
 # No instruction-tuning row is this long; refusing it early keeps a stray 50 MB line from
@@ -34,10 +30,6 @@ class InputError(Exception):
         self.path, self.line, self.message = str(path), line, message
         where = f"{self.path}:{line}" if line else self.path
         super().__init__(f"{where}: {message}")
-
-
-class OutputError(Exception):
-    """An output that cannot be written (or would overwrite something)."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -331,167 +323,3 @@ def read_tasks(path, *, skip_invalid: bool = False, skipped: list | None = None)
 def read_any(path, *, skip_invalid: bool = False, skipped: list | None = None) -> list[tuple[int, dict]]:
     """Rows of any of the three shapes, validated, as ``(line, row)``."""
     return read_validated(path, _any_row, skip_invalid=skip_invalid, skipped=skipped)
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def clean(row: dict) -> dict:
-    """Drop private keys (those starting with '_') before writing."""
-    return {k: v for k, v in row.items() if not k.startswith("_")}
-
-
-def _json(obj: Any, **kw) -> str:
-    """JSON text that encodes as UTF-8: a lone surrogate (from a "\\ud800" escape in some input,
-    or a teacher's reply) makes the whole text fall back to ASCII escapes, which read back the same."""
-    text = json.dumps(obj, ensure_ascii=False, **kw)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(obj, ensure_ascii=True, **kw)
-    return text
-
-
-def dumps(row: dict) -> str:
-    return _json(clean(row))
-
-
-def check_writable(path, *, overwrite: bool = False) -> Path:
-    """Refuse an existing output (unless ``overwrite``) or a folder we cannot write in."""
-    path = Path(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a directory, expected a file path")
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (will not overwrite; remove it or choose another path)")
-    parent = path.parent if str(path.parent) else Path(".")
-    _check_ancestor(path, parent)
-    return path
-
-
-def _check_ancestor(path: Path, folder: Path) -> None:
-    """The nearest existing ancestor of ``folder`` must be a folder we may write in."""
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise OutputError(f"{path}: cannot write there, {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK):
-        raise OutputError(f"{path}: cannot write in {probe}")
-
-
-def check_out_folder(path) -> Path:
-    """An output folder: not an existing file, and creatable/writable (its contents are the caller's call)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: exists and is not a folder")
-    _check_ancestor(path, path)
-    return path
-
-
-def repair_jsonl(path) -> int:
-    """Cut a torn last line (one with no newline, left by a crash). Returns bytes removed."""
-    path = Path(path)
-    if not path.exists():
-        return 0
-    with open(path, "rb+") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        if size == 0:
-            return 0
-        f.seek(size - 1)
-        if f.read(1) == b"\n":
-            return 0
-        # walk back to the last newline
-        pos, block = size, 65536
-        keep = 0
-        while pos > 0:
-            start = max(0, pos - block)
-            f.seek(start)
-            chunk = f.read(pos - start)
-            i = chunk.rfind(b"\n")
-            if i >= 0:
-                keep = start + i + 1
-                break
-            pos = start
-        f.truncate(keep)
-        return size - keep
-
-
-class JsonlWriter:
-    """Append rows to a JSONL file, one flushed line each; ``sync()`` fsyncs.
-
-    Opening repairs a torn last line first, so a crash mid-write never breaks reading.
-    """
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_jsonl(self.path)
-        self._f = open(self.path, "a", encoding="utf-8")
-
-    def write(self, row: dict) -> None:
-        self._f.write(dumps(row) + "\n")
-        self._f.flush()
-
-    def write_many(self, rows: Iterable[dict]) -> None:
-        for row in rows:
-            self.write(row)
-
-    def sync(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self.sync()
-            self._f.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write a whole file through a temporary sibling and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path, obj: Any) -> None:
-    atomic_write_text(path, _json(obj, indent=2) + "\n")
-
-
-def write_jsonl(path, rows: Iterable[dict]) -> int:
-    """Write all rows atomically; returns how many."""
-    lines = [dumps(r) for r in rows]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
-    return len(lines)
-
-
-def read_jsonl_lenient(path) -> list[dict]:
-    """Read our own journal back, ignoring a torn last line (used on resume)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows = []
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows

@@ -10,7 +10,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .records import InputError, OutputError, atomic_write_text, check_writable, read_jsonl_lenient
+from .records import InputError
+from .writers import OutputError, atomic_write_text, check_writable, read_jsonl_lenient
 
 RECOMPUTE_MAX = 1000   # recompute missing similarities (all pairs, ~5 s at 1000) up to this many
 TOP_VERBS = 20

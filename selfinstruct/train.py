@@ -24,8 +24,10 @@ from pathlib import Path
 from . import data as D
 from .formatting import TemplateError, check_template
 from .models import ModelError, load_error, resolve_model
-from .records import (InputError, JsonlWriter, OutputError, atomic_write_json, check_out_folder,
-                      read_jsonl_lenient, write_jsonl)
+from .records import InputError
+from .writers import (
+    JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
+)
 
 # options that must match when resuming (same data order and LR schedule)
 RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",

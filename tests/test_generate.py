@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from selfinstruct import cli, teachers
 from selfinstruct.generate import GenerateConfig, clean_instances, run
 from selfinstruct.journal import RunState
-from selfinstruct.records import OutputError, read_jsonl_lenient
+from selfinstruct.writers import OutputError, read_jsonl_lenient
 from selfinstruct.teachers import Completion, Usage
 
 WORDS = ("amber basalt cobalt dune ember fjord glacier harbor islet jungle karst lagoon mesa nebula oasis prairie "

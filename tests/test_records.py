@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from selfinstruct.records import (
-    InputError, JsonlWriter, OutputError, check_writable, read_any, read_examples,
-    read_jsonl_lenient, read_tasks, repair_jsonl, write_jsonl,
+from selfinstruct.records import InputError, read_any, read_examples, read_tasks
+from selfinstruct.writers import (
+    JsonlWriter, OutputError, check_writable, read_jsonl_lenient, repair_jsonl, write_jsonl,
 )
 
 
