@@ -66,16 +66,24 @@ def leading_verbs(instructions: list[str], k: int = TOP_VERBS) -> list[tuple[str
 
 
 def max_similarities(instructions: list[str], references: list[str] = ()) -> list[float]:
-    """Each instruction's max ROUGE-L F1 to every other one and to ``references`` (rouge-score's scores)."""
-    from .similarity import rouge_l, tokenize
+    """Each instruction's max ROUGE-L F1 to every other one and to ``references`` (rouge-score's scores).
 
-    toks = [tokenize(t) for t in instructions]
-    refs = [tokenize(t) for t in references]
-    best = [max((rouge_l(t, r) for r in refs), default=0.0) for t in toks]
-    for i in range(len(toks)):
-        for j in range(i + 1, len(toks)):
-            s = rouge_l(toks[i], toks[j])
-            best[i], best[j] = max(best[i], s), max(best[j], s)
+    The filter's exact index with floor 0 scores every pair that shares a word; the rest score 0.
+    """
+    from .similarity import RougeIndex
+
+    index = RougeIndex(floor=0.0)
+    for ref in references:
+        index.add(ref)
+    offset = len(index.texts)
+    best = [0.0] * len(instructions)
+    for i, text in enumerate(instructions):
+        ids, scores = index.scores(text)
+        for j, s in zip(ids.tolist(), scores.tolist()):
+            best[i] = max(best[i], s)
+            if j >= offset:
+                best[j - offset] = max(best[j - offset], s)
+        index.add(text)
     return best
 
 
