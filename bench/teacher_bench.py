@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from selfinstruct.openai_teacher import OpenAITeacher  # noqa: E402
+from selfinstruct.teachers.openai_api import OpenAITeacher  # noqa: E402
 from selfinstruct.teachers import make_teacher  # noqa: E402
 from servers import start_katan  # noqa: E402
 from common import write_section  # bench/common.py (scripts run from bench/ or the repo root)

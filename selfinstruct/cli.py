@@ -109,7 +109,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--endpoint", type=click.Choice(["chat", "completions"]), default="chat", show_default=True,
               help="openai:MODEL endpoint: chat messages, or plain completions for base models.")
 @click.option("--concurrency", type=click.IntRange(1), default=16, show_default=True,
-              help="Requests in flight at once (API teachers); also how many tasks get instances per write.")
+              help="Requests in flight at once (API teachers).")
 @click.option("--request-timeout", type=click.FloatRange(0, min_open=True), default=60.0, show_default=True,
               help="Seconds to wait for one API response before retrying it (openai:MODEL).")
 @click.option("--max-retries", type=click.IntRange(0), default=6, show_default=True,
@@ -154,7 +154,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
                          temperature=temperature, top_p=top_p, endpoint=endpoint, base_url=base_url,
-                         seeds=seeds_path, price_in=price_in, price_out=price_out, chunk=concurrency)
+                         seeds=seeds_path, price_in=price_in, price_out=price_out)
     skipped = []
     seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
     for err in skipped:

@@ -160,53 +160,27 @@ def _header_stop(tokenizer, prompt_len: int):
     return HeaderStop()
 
 
-def _stop_ids(model, tokenizer) -> set[int]:
-    ids = set()
-    for v in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id, tokenizer.pad_token_id):
-        if v is not None:
-            ids.update(v if isinstance(v, (list, tuple)) else [v])
-    return ids
-
-
-def encode_batch(tokenizer, prompts: list[str], template: str = "alpaca"):
-    """Left-padded batch, tokenised as `train` does (data.encode_rows): a chat template
+def encode_batch(tokenizer, prompts: list[str], template: str = "alpaca") -> list[list[int]]:
+    """Token ids per prompt, as `train` tokenises them (data.encode_rows): a chat template
     writes its own BOS, the Alpaca text gets the tokenizer's special tokens."""
-    return tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=template != "chat")
+    return [tokenizer(p, add_special_tokens=template != "chat")["input_ids"] for p in prompts]
 
 
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 256, batch_size: int = 8,
              temperature: float = 0.0, template: str = "alpaca", desc: str | None = None) -> list[dict]:
     """Answer each prompt: ``{"raw", "new_tokens", "runaway"}`` in prompt order.
 
-    Prompts are sorted by length so batches pad little; greedy unless ``temperature`` > 0.
+    The teachers' batched generation (one EOS rule for both), plus a stop at a template header.
     """
-    import torch
-    from tqdm.auto import tqdm
+    from .teachers.hf import generate as generate_ids
 
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    stop = _stop_ids(model, tokenizer)
-    eos = sorted(stop - {tokenizer.pad_token_id}) or [tokenizer.pad_token_id]
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     out: list[dict | None] = [None] * len(prompts)
-    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
-    model.eval()
-    with torch.inference_mode(), tqdm(total=len(prompts), desc=desc, unit="row", leave=False) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            enc = encode_batch(tokenizer, [prompts[i] for i in idx], template).to(model.device)
-            n_in = enc["input_ids"].shape[1]
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=eos, stopping_criteria=[_header_stop(tokenizer, n_in)],
-                                 **sampling)
-            for j, i in enumerate(idx):
-                ids = gen[j, n_in:].tolist()
-                n = next((k for k, t in enumerate(ids) if t in stop), len(ids))
-                raw = tokenizer.decode(ids[:n], skip_special_tokens=True)
-                out[i] = {"raw": raw, "new_tokens": n,
-                          "runaway": n >= max_new_tokens and not has_header(raw)}
-            bar.update(len(idx))
+    ids = encode_batch(tokenizer, prompts, template)
+    for i, row, _ in generate_ids(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
+                                  batch_size=batch_size, stopping=lambda n: [_header_stop(tokenizer, n)],
+                                  progress=desc, unit="row"):
+        raw = tokenizer.decode(row, skip_special_tokens=True)
+        out[i] = {"raw": raw, "new_tokens": len(row), "runaway": len(row) >= max_new_tokens and not has_header(raw)}
     return out
 
 

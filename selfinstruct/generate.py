@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from . import prompts as P
-from .filters import RecordFilter, instance_reason, instruction_reason
+from .filters import instance_reason, instruction_reason
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
-from .teachers import Usage, estimate_cost
+from .similarity import RougeIndex
+from .teachers import Usage, estimate_cost, iter_complete
 
 STYLES = ("selfinstruct", "alpaca")
 MAX_INSTANCES = 5
@@ -53,7 +54,6 @@ class GenerateConfig:
     seeds: str | None = None
     price_in: float | None = None
     price_out: float | None = None
-    chunk: int = 16  # instance prompts sent (and their tasks written) at a time
 
     def __post_init__(self):
         if self.style not in STYLES:
@@ -70,7 +70,7 @@ class GenerateConfig:
 
     def run_json(self) -> dict:
         """What run.json keeps (never an API key: there is none in here)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("price_in", "price_out", "chunk")}
+        return {k: v for k, v in asdict(self).items() if k not in ("price_in", "price_out")}
 
 
 @dataclass
@@ -86,36 +86,56 @@ class Candidate:
 
 
 class Screen:
-    """Heuristics + the ROUGE-L gate over seeds and every kept instruction."""
+    """Heuristics + the ROUGE-L gate over the seeds and every kept instruction.
+
+    Candidates of one round are also compared with each other (``peers``), since none of
+    them is kept before its instances exist; an instruction joins the gate only once kept
+    (``admit``), so a resumed run gates exactly as an uninterrupted one.
+    """
 
     def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = ()):
         # floor 0: every kept task gets its exact max ROUGE-L to the earlier pool
-        self.filter = RecordFilter(threshold=threshold, heuristics=False, floor=0.0)
-        for task in seeds:
-            self.filter.add_reference(task["instruction"])
-        for instruction in kept:
-            self.filter.add({"instruction": instruction, "input": ""})
+        self.threshold = threshold
+        self.index = RougeIndex(threshold, floor=0.0)
+        self.kept: set[str] = set()
+        for t in seeds:
+            self.index.add(t["instruction"])
+        for text in kept:
+            self.admit(text)
 
-    def check(self, cand: Candidate) -> str | None:
-        """None to keep (and index) it; else the reason. Sets ``similarity``/``most_similar``."""
+    def admit(self, instruction: str) -> None:
+        """A kept instruction joins the gate."""
+        self.index.add(instruction)
+        self.kept.add(" ".join(instruction.split()))
+
+    def check(self, cand: Candidate, peers: RougeIndex | None = None, peer_keys: set = frozenset()) -> str | None:
+        """None to keep it; else the reason. Sets ``similarity``/``most_similar``."""
         reason = instruction_reason(cand.instruction)
         if reason:
             return reason
-        record = {"instruction": cand.instruction, "input": "", "output": ""}
-        d = self.filter.check(record)
-        cand.similarity = None if d.similarity is None else round(float(d.similarity), 4)
-        cand.most_similar = d.most_similar
-        if not d.keep:
-            return d.reason
-        self.filter.add(record)
-        return None
+        key = " ".join(cand.instruction.split())
+        if key in self.kept or key in peer_keys:
+            return "exact_duplicate"
+        best = (0.0, None)
+        for index in (self.index, peers):
+            score, i = index.nearest(cand.instruction) if index is not None else (0.0, None)
+            if i is not None and (best[1] is None or score > best[0]):
+                best = (score, index.texts[i])
+        cand.similarity, cand.most_similar = round(best[0], 4), best[1]
+        return "similar" if best[1] is not None and best[0] > self.threshold else None
 
 
 def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
-    kept, rejected = [], []
+    """Split one round's candidates; each is compared with the gate and the round's earlier passes."""
+    kept, rejected, peers, keys = [], [], RougeIndex(gate.threshold, floor=0.0), set()
     for c in cands:
-        reason = gate.check(c)
-        (rejected.append((c, reason)) if reason else kept.append(c))
+        reason = gate.check(c, peers, keys)
+        if reason:
+            rejected.append((c, reason))
+        else:
+            kept.append(c)
+            peers.add(c.instruction)
+            keys.add(" ".join(c.instruction.split()))
     return kept, rejected
 
 
@@ -210,24 +230,24 @@ def instance_prompts(teacher, cfg, rng, seeds, cands, labels) -> list:
 
 
 def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], cands: list[Candidate],
-                  labels: list[bool], keep: Callable, reject: Callable, dropped: Counter, label: str) -> None:
-    """Generate, parse and clean instances, ``cfg.chunk`` tasks at a time; ``keep``/``reject`` each."""
+                  labels: list[bool], keep: Callable, reject: Callable, dropped: Counter, label: str,
+                  answered: Callable = lambda: None) -> None:
+    """Ask for every task's instances at once; parse, clean, then ``keep`` or ``reject`` each task
+    as its answer arrives (no task waits for a slower one). ``answered`` runs after each."""
     chat = teacher.is_chat
     built = instance_prompts(teacher, cfg, rng, seeds, cands, labels)
-    for start in range(0, len(cands), cfg.chunk):
-        part = slice(start, start + cfg.chunk)
-        chunk_label = f"{label} instances" + (f" {start + 1}-{min(start + cfg.chunk, len(cands))}/{len(cands)}"
-                                              if len(cands) > cfg.chunk else "")
-        outs = _complete(teacher, built[part], cfg, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
-                         stop=P.instance_stop(chat=chat, count=cfg.instances), progress=chunk_label)
-        for cand, y, out in zip(cands[part], labels[part], outs):
-            parsed = parse_instances(out.text, classification=y, finish_reason=out.finish_reason,
-                                     prefix="" if chat else P.instance_prefix(y))
-            dropped.update(reason for _, reason in parsed.rejected)
-            cand.instances, why = clean_instances(parsed.items, cfg.instances)
-            cand.error = out.error
-            dropped.update(why)
-            (keep(cand, y) if cand.instances else reject(cand, "no_instances"))
+    for i, out in iter_complete(teacher, built, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
+                                stop=P.instance_stop(chat=chat, count=cfg.instances), progress=f"{label} instances",
+                                temperature=cfg.temperature, top_p=cfg.top_p):
+        cand, y = cands[i], labels[i]
+        parsed = parse_instances(out.text, classification=y, finish_reason=out.finish_reason,
+                                 prefix="" if chat else P.instance_prefix(y))
+        dropped.update(reason for _, reason in parsed.rejected)
+        cand.instances, why = clean_instances(parsed.items, cfg.instances)
+        cand.error = out.error
+        dropped.update(why)
+        (keep(cand, y) if cand.instances else reject(cand, "no_instances"))
+        answered()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -259,7 +279,9 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
         task = {"instruction": cand.instruction, "instances": cand.instances, "is_classification": is_cls,
                 "round": round_no, "teacher": teacher.name, "similarity": cand.similarity,
                 "most_similar": cand.most_similar}
-        if not state.add_task(task):
+        if state.add_task(task):
+            gate.admit(cand.instruction)
+        else:
             reject(cand, "exact_duplicate")
 
     try:
@@ -278,7 +300,7 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
         else:
             labels = classify(teacher, cfg, kept, label)
             checkpoint()
-            add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label)
+            add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label, checkpoint)
     except BaseException:
         checkpoint()  # a crash or a lost server keeps this round's teacher usage (retries, failures)
         raise
@@ -288,9 +310,8 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
 
 
 def build_screen(cfg: GenerateConfig, state: RunState) -> Screen:
-    """The ROUGE-L index over seeds, kept tasks and instructions that passed screening before."""
-    passed = [r["instruction"] for r in state.rejected if r.get("reason") == "no_instances"]
-    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks] + passed)
+    """The ROUGE-L gate over the seeds and the kept tasks (what an uninterrupted run holds too)."""
+    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks])
 
 
 def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], None] = print) -> dict:

@@ -20,7 +20,7 @@ from .writers import (
 )
 
 FILES = ("tasks.jsonl", "data.jsonl", "rejected.jsonl", "stats.json", "run.json")
-USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens")
+USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens", "unreported")
 # options that define the data; resuming with other values would mix two runs in one folder
 FIXED = {"teacher": "--teacher", "style": "--style", "threshold": "--threshold", "instances": "--instances",
          "seed": "--seed", "endpoint": "--endpoint", "seeds_sha256": "--seeds (other seed tasks)"}

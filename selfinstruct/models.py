@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 EMBEDDED = "embedded"
+CONVERTER_VERSION = 2  # bump when convert_gguf changes what it writes: the cache path changes with it
 
 
 class ModelError(Exception):
@@ -58,6 +59,11 @@ def _gguf_sources() -> dict[str, tuple[str, callable]]:
     return {EMBEDDED: ("gemma3-270m", gemma), "smollm2": ("smollm2-135m-instruct", smollm2)}
 
 
+def packaged_gguf(spec: str) -> Path:
+    """The GGUF file of a packaged model (``embedded``, ``smollm2``), assembled once if need be."""
+    return _gguf_sources()[spec][1]()
+
+
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """Load a GGUF file with transformers and save it as a plain checkpoint.
 
@@ -73,7 +79,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     config = AutoConfig.from_pretrained(folder, gguf_file=name)
     loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(loaded.state_dict(), strict=False)
+    check_conversion(model.load_state_dict(loaded.state_dict(), strict=False), model, gguf_path)
     model.tie_weights()
     del loaded
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -91,13 +97,31 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+def check_conversion(result, model, source) -> None:
+    """Fail loudly unless the converted weights fill the model: only a tied ``lm_head`` may be missing."""
+    tied = getattr(model.config, "tie_word_embeddings", False) or \
+        getattr(model.config.get_text_config(), "tie_word_embeddings", False)
+    missing = [k for k in result.missing_keys if not (tied and k.endswith("lm_head.weight"))]
+    if missing or result.unexpected_keys:
+        raise ModelError(f"{source}: converting the GGUF left weights unfilled (missing {missing[:3]}, "
+                         f"unexpected {list(result.unexpected_keys)[:3]}); this transformers version cannot "
+                         "convert it")
+
+
+def converted_dir(name: str) -> Path:
+    """The cache folder of a converted model, versioned by converter and transformers version."""
+    import transformers
+
+    return cache_dir() / "models" / f"{name}-c{CONVERTER_VERSION}-tf{transformers.__version__}"
+
+
 def resolve_model(spec: str | None) -> str:
     """Return a local folder (or hub id) that ``from_pretrained`` can load."""
     spec = spec or EMBEDDED
     sources = _gguf_sources()
     if spec in sources:
         name, locate = sources[spec]
-        out = cache_dir() / "models" / name
+        out = converted_dir(name)
         if not (out / "config.json").exists():
             convert_gguf(locate(), out)
         return str(out)
@@ -109,6 +133,28 @@ def resolve_model(spec: str | None) -> str:
     if spec.startswith((".", "/", "~")) or os.sep in spec.strip("/").split("/", 1)[-1]:
         raise ModelError(f"{spec}: model folder not found")
     return spec  # hub id; from_pretrained resolves it from the local cache
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); read at run time, machines differ."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def generation_dtype(device: str | None = None):
+    """bf16 for inference on a GPU or a bf16-capable CPU, else fp32 (``SELFINSTRUCT_DTYPE`` overrides)."""
+    import torch
+
+    forced = os.environ.get("SELFINSTRUCT_DTYPE")
+    if forced:
+        return getattr(torch, forced)
+    if (device or "").startswith("cuda") or (device is None and torch.cuda.is_available()):
+        return torch.bfloat16
+    return torch.bfloat16 if cpu_has_bf16() else torch.float32
 
 
 def load_error(spec, err: Exception) -> ModelError:

@@ -100,9 +100,12 @@ class FakeTeacher:
                 out.append(f"Example {i}\nInput: {x if rng.random() < 0.7 else '<noinput>'}\nOutput: {y}.")
         return "\n".join(out)
 
-    def complete(self, prompts, *, max_tokens=512, temperature=0.7, top_p=0.5, stop=None, progress=None):
-        out = []
-        for p in prompts:
+    def complete(self, prompts, **kw):
+        return [c for _, c in self.stream(prompts, **kw)]
+
+    def stream(self, prompts, *, max_tokens=512, temperature=0.7, top_p=0.5, stop=None, progress=None):
+        """Answers one by one, as a real engine yields them (so a kill lands between two)."""
+        for i, p in enumerate(prompts):
             if self.delay:
                 time.sleep(self.delay)
             rng, kind = self.rng(p), kind_of(p)
@@ -116,8 +119,7 @@ class FakeTeacher:
             self.usage.requests += 1
             self.usage.prompt_tokens += n_in
             self.usage.completion_tokens += n_out
-            out.append(Completion(text, n_in, n_out, "stop"))
-        return out
+            yield i, Completion(text, n_in, n_out, "stop")
 
     def close(self):
         pass
@@ -126,7 +128,7 @@ class FakeTeacher:
 def config(rounds: int, seed: int):
     from selfinstruct.generate import GenerateConfig
 
-    return GenerateConfig(rounds=rounds, teacher="fake", prompts_per_round=3, instances=3, seed=seed, chunk=3)
+    return GenerateConfig(rounds=rounds, teacher="fake", prompts_per_round=3, instances=3, seed=seed)
 
 
 def run(out_dir, seed: int = 0, rounds: int = 8, delay: float = 0.004) -> dict:

@@ -50,9 +50,11 @@ class FakeTeacher:
         self.calls = Counter()
         self.crash_on = crash_on  # (kind, call number) -> raise KeyboardInterrupt at that call
 
-    def complete(self, prompts, *, max_tokens=512, temperature=0.7, top_p=0.5, stop=None, progress=None):
-        out = []
-        for p in prompts:
+    def complete(self, prompts, **kw):
+        return [c for _, c in self.stream(prompts, **kw)]
+
+    def stream(self, prompts, *, max_tokens=512, temperature=0.7, top_p=0.5, stop=None, progress=None):
+        for i, p in enumerate(prompts):
             kind = kind_of(p)
             self.calls[kind] += 1
             if self.crash_on == (kind, self.calls[kind]):
@@ -62,8 +64,7 @@ class FakeTeacher:
             self.usage.requests += 1
             self.usage.prompt_tokens += len(text_of(p).split())
             self.usage.completion_tokens += len(text.split())
-            out.append(Completion(text, len(text_of(p).split()), len(text.split()), finish))
-        return out
+            yield i, Completion(text, len(text_of(p).split()), len(text.split()), finish)
 
     def close(self):
         pass
@@ -91,7 +92,7 @@ DEFAULT_SCRIPT = {
 
 
 def make_run(tmp_path, teacher, **kw):
-    cfg = GenerateConfig(**{"rounds": 2, "prompts_per_round": 2, "chunk": 2, **kw})
+    cfg = GenerateConfig(**{"rounds": 2, "prompts_per_round": 2, **kw})
     state = RunState(tmp_path / "run", cfg.run_json(), seed_tasks())
     stats = run(teacher, cfg, state, echo=lambda m: None)
     return stats, state
@@ -214,7 +215,7 @@ def test_chat_teacher_gets_messages(tmp_path):
 
 
 def test_resume_after_crash_mid_round_never_duplicates(tmp_path):
-    # round 2 dies at its 3rd instance request: chunk 1 (2 tasks) is written, the rest is lost
+    # round 2 dies at its 3rd instance request: the 2 tasks answered before are written, the rest is lost
     with pytest.raises(KeyboardInterrupt):
         make_run(tmp_path, FakeTeacher(crash_on=("instances", 7)), rounds=3)
     tasks, _, _, stats = files(tmp_path)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from selfinstruct.openai_teacher import OpenAITeacher
+from selfinstruct.teachers.openai_api import OpenAITeacher
 from selfinstruct.teachers import TeacherError, Usage, make_teacher
 from servers import completion_body, free_port, start_katan, start_scripted
 

@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from selfinstruct.openai_teacher import backoff_delay, parse_retry_after, redact
-from selfinstruct.teachers import (Completion, HFTeacher, TeacherError, Usage, cut_at_stop, estimate_cost,
+from selfinstruct.teachers.openai_api import backoff_delay, parse_retry_after, redact
+from selfinstruct.teachers.hf import HFTeacher
+from selfinstruct.teachers import (Completion, TeacherError, Usage, cut_at_stop, estimate_cost,
                                    make_teacher, parse_spec)
 from tiny import make_tiny_model_dir
 
@@ -15,9 +16,10 @@ from tiny import make_tiny_model_dir
 
 
 @pytest.mark.parametrize("spec, expected", [
-    (None, ("hf", "embedded")),
-    ("embedded", ("hf", "embedded")),
-    ("smollm2", ("hf", "smollm2")),
+    (None, ("local", "embedded")),
+    ("embedded", ("local", "embedded")),
+    ("smollm2", ("local", "smollm2")),
+    ("gguf:/models/x.gguf", ("gguf", "/models/x.gguf")),
     ("hf:HuggingFaceTB/SmolLM2-135M", ("hf", "HuggingFaceTB/SmolLM2-135M")),
     ("hf:/models/x", ("hf", "/models/x")),
     ("openai:gpt-4o-mini", ("openai", "gpt-4o-mini")),
@@ -68,7 +70,7 @@ def test_usage_snapshot_and_difference():
     assert before == Usage(5, 2, 1, 100, 40)  # a snapshot does not follow later changes
     assert (u - before) == Usage(requests=3, retries=0, failures=0, prompt_tokens=30, completion_tokens=7)
     assert (u - before).as_dict() == {"requests": 3, "retries": 0, "failures": 0,
-                                      "prompt_tokens": 30, "completion_tokens": 7}
+                                      "prompt_tokens": 30, "completion_tokens": 7, "unreported": 0}
 
 
 def test_estimate_cost():
@@ -151,13 +153,18 @@ PROMPTS = [
 
 @pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
-    """Tiny models run faster on one thread, and much faster when other jobs share the CPU."""
+    """Tiny models run faster on one thread, and much faster when other jobs share the CPU.
+    fp32, so that batched and one-at-a-time greedy runs agree exactly (bf16 rounds by batch shape)."""
+    import os
+
     import torch
 
-    before = torch.get_num_threads()
+    before, dtype = torch.get_num_threads(), os.environ.get("SELFINSTRUCT_DTYPE")
     torch.set_num_threads(1)
+    os.environ["SELFINSTRUCT_DTYPE"] = "float32"
     yield
     torch.set_num_threads(before)
+    os.environ.pop("SELFINSTRUCT_DTYPE") if dtype is None else os.environ.__setitem__("SELFINSTRUCT_DTYPE", dtype)
 
 
 @pytest.fixture(scope="module")
@@ -214,18 +221,34 @@ def test_hf_stop_string_cuts_and_stops_early(teacher):
 
 
 def test_hf_end_of_sequence_row(teacher):
+    from selfinstruct.teachers.hf import answer_end
+
     tok = teacher.tokenizer
     ids = tok("Paris is", add_special_tokens=False)["input_ids"]
-    eos, pad = tok.eos_token_id, tok.pad_token_id
-    c = teacher._completion(ids + [eos, pad, pad], n_prompt=4, max_tokens=len(ids) + 3, stop=None)
+    eos, pad = tok.eos_token_id, 999_999  # a pad id that is not the eos
+    assert answer_end(ids + [eos, pad, pad], {eos}, pad) == (len(ids), True)
+    assert answer_end(ids + [pad, pad], {eos}, pad) == (len(ids), False)  # a stop string ended it in a batch
+    assert answer_end(ids, {eos}, pad) == (len(ids), False)
+    assert answer_end(ids + [eos], {eos}, eos) == (len(ids), True)  # pad == eos still ends with eos
+    c = teacher._completion(ids, True, n_prompt=4, max_tokens=len(ids) + 3, stop=None)
     assert c == Completion("Paris is", 4, len(ids) + 1, "stop")
-    c = teacher._completion(ids, n_prompt=4, max_tokens=len(ids), stop=None)
+    c = teacher._completion(ids, False, n_prompt=4, max_tokens=len(ids), stop=None)
     assert c == Completion("Paris is", 4, len(ids), "length")
-    c = teacher._completion(ids, n_prompt=4, max_tokens=len(ids), stop=[" is"])
+    c = teacher._completion(ids, False, n_prompt=4, max_tokens=len(ids), stop=[" is"])
     assert c == Completion("Paris", 4, len(ids), "stop")
-    # a row that a stop string ended inside a batch is padded afterwards
-    c = teacher._completion(ids + [pad, pad], n_prompt=4, max_tokens=len(ids) + 2, stop=[" is"])
-    assert c == Completion("Paris", 4, len(ids), "stop")
+
+
+def test_stop_ids_keep_a_pad_that_is_the_eos(teacher):
+    """Llama 3 style: pad == eos (<|eot_id|>); eval and the teacher both stop there (one rule)."""
+    from selfinstruct.teachers.hf import stop_ids
+
+    tok = teacher.tokenizer
+    saved = tok.pad_token
+    try:
+        tok.pad_token = tok.eos_token
+        assert tok.eos_token_id in stop_ids(teacher.model, tok)
+    finally:
+        tok.pad_token = saved
 
 
 def test_hf_sampling_is_seeded(tiny_dir, teacher):

@@ -9,14 +9,17 @@ appears in an error or a log line: every message goes through ``redact``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import logging
 import os
+import queue
 import random
+import re
 import threading
 import time
 
-from .teachers import Completion, TeacherError, Usage, cut_at_stop, progress_bar
+from .base import Completion, TeacherError, Usage, cut_at_stop, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,7 @@ PLACEHOLDER_KEY = "sk-no-key-needed"  # local servers want the header, not a rea
 MAX_API_STOPS = 4  # the official API takes at most 4 stop sequences; the rest are cut locally
 RETRY_STATUS = {408, 409, 429}
 FATAL_STATUS = {401: "authentication failed", 403: "permission denied", 404: "model or endpoint not found"}
+FATAL_CODES = {"insufficient_quota": "quota exhausted (insufficient_quota)"}
 
 
 def parse_retry_after(headers, now: float | None = None) -> float | None:
@@ -78,6 +82,16 @@ def describe(exc) -> str:
     return text
 
 
+def _error_code(exc) -> str | None:
+    """The API's machine-readable error code (``insufficient_quota``...), if the body has one."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error") if isinstance(body.get("error"), dict) else body
+        code = inner.get("code") or inner.get("type")
+        return str(code) if code else None
+    return None
+
+
 def _classify(exc) -> tuple[str, float | None]:
     """('retry' | 'fatal' | 'fail' | 'connection', retry_after) for an openai exception."""
     import openai
@@ -86,7 +100,7 @@ def _classify(exc) -> tuple[str, float | None]:
         return ("retry" if isinstance(exc, openai.APITimeoutError) else "connection"), None
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
-        if status in FATAL_STATUS:
+        if status in FATAL_STATUS or _error_code(exc) in FATAL_CODES:
             return "fatal", None
         if status in RETRY_STATUS or status >= 500:
             return "retry", parse_retry_after(exc.response.headers)
@@ -94,26 +108,20 @@ def _classify(exc) -> tuple[str, float | None]:
     return "fail", None  # e.g. a malformed response body
 
 
-def _run(coro):
-    """asyncio.run, also from code that already runs an event loop (it then runs in a thread)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    box = {}
+class _LoopThread:
+    """One event loop in a daemon thread for the teacher's lifetime, so one HTTP client serves the run."""
 
-    def target():
-        try:
-            box["value"] = asyncio.run(coro)
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            box["error"] = e
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="openai-teacher", daemon=True)
+        self.thread.start()
 
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    def submit(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
 
 
 class OpenAITeacher:
@@ -143,6 +151,8 @@ class OpenAITeacher:
         self.concurrency, self.timeout, self.max_retries = max(1, concurrency), timeout, max(0, max_retries)
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self.usage_reported = True  # False once a response came without token usage
+        self._loop: _LoopThread | None = None
+        self._client = None
         if check:
             self.check()
 
@@ -176,40 +186,83 @@ class OpenAITeacher:
                     return  # it answered; /models may just not exist there
         raise TeacherError(f"cannot reach {self.base_url}: {self._redact(describe(last))}") from None
 
-    def complete(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
-                 stop: list[str] | None = None, progress: str | None = None) -> list[Completion]:
-        """One Completion per prompt, same order.
+    # ------------------------------------------------------------------ requests
 
-        A request that fails for good comes back with ``finish_reason='error'``.
-        Raises TeacherError for setup problems (401/403/404) and when *every*
-        request of this call failed to connect after all retries (server gone).
+    def _async_client(self):
+        """The run's one AsyncOpenAI client (made lazily inside the loop's thread)."""
+        import openai
+
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(**self._client_kwargs())
+        return self._client
+
+    def stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
+               stop: list[str] | None = None, progress: str | None = None):
+        """Yield ``(index, Completion)`` as each request finishes (all are in flight at once, up to
+        ``concurrency``), so no answer waits for a slow one.
+
+        A request that fails for good yields ``finish_reason='error'``. Raises TeacherError for setup
+        problems (401/403/404, quota exhausted) and, once the call is over, when *every* request failed
+        the same way that no retry fixes (server gone, or the same 4xx each time).
         """
         if not prompts:
-            return []
+            return
         if not self.is_chat and not all(isinstance(p, str) for p in prompts):
             raise TeacherError("the completions endpoint takes plain string prompts, not chat messages")
         params = dict(model=self.model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
         if stop:
             params["stop"] = list(stop)[:MAX_API_STOPS]
-        with progress_bar(len(prompts), progress) as bar:
-            results, kinds = _run(self._complete_all(prompts, params, stop, bar))
-        if all(k == "connection" for k in kinds):
-            raise TeacherError(f"cannot reach {self.base_url}: every request failed "
-                               f"({results[0].error}); the server went away, rerun when it is back")
-        return results
+        if self._loop is None:
+            self._loop = _LoopThread()
+        done: queue.Queue = queue.Queue()
+        sem_box = {}
 
-    async def _complete_all(self, prompts, params, stop, bar):
-        import openai
-
-        sem = asyncio.Semaphore(self.concurrency)
-        async with openai.AsyncOpenAI(**self._client_kwargs()) as client:
-            tasks = [asyncio.ensure_future(self._one(client, sem, p, params, stop, bar)) for p in prompts]
+        async def one(i, prompt):
+            if "sem" not in sem_box:
+                sem_box["sem"] = asyncio.Semaphore(self.concurrency)
             try:
-                pairs = await asyncio.gather(*tasks)
-            finally:
-                for t in tasks:
-                    t.cancel()
-        return [c for c, _ in pairs], [k for _, k in pairs]
+                done.put((i, await self._one(self._async_client(), sem_box["sem"], prompt, params, stop)))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+                done.put((i, e))
+
+        futures = [self._loop.submit(one(i, p)) for i, p in enumerate(prompts)]
+        failures = []
+        try:
+            with progress_bar(len(prompts), progress) as bar:
+                for _ in prompts:
+                    i, got = done.get()
+                    if isinstance(got, BaseException):
+                        raise got
+                    completion, kind = got
+                    bar.update(1)
+                    if kind != "ok":
+                        failures.append((kind, completion.error))
+                    yield i, completion
+        finally:
+            for f in futures:
+                f.cancel()
+        if len(failures) == len(prompts):
+            self._raise_if_hopeless(failures)
+
+    def _raise_if_hopeless(self, failures: list[tuple[str, str]]) -> None:
+        """Every request of a call failed: stop the run when no retry can help."""
+        kinds = {k for k, _ in failures}
+        if kinds == {"connection"}:
+            raise TeacherError(f"cannot reach {self.base_url}: every request failed "
+                               f"({failures[0][1]}); the server went away, rerun when it is back")
+        first = _error_key(failures[0][1])
+        if kinds == {"fail"} and all(_error_key(e) == first for _, e in failures):
+            raise TeacherError(f"every request to {self.base_url} (model {self.model}) failed the same way, "
+                               f"which no retry fixes: {failures[0][1]}")
+
+    def complete(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
+                 stop: list[str] | None = None, progress: str | None = None) -> list[Completion]:
+        """One Completion per prompt, in order (see ``stream``)."""
+        out: list[Completion | None] = [None] * len(prompts)
+        for i, c in self.stream(prompts, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                                stop=stop, progress=progress):
+            out[i] = c
+        return out
 
     async def _request(self, client, prompt, params):
         if self.endpoint == "chat":
@@ -222,42 +275,41 @@ class OpenAITeacher:
         choice = resp.choices[0]
         return (choice.text or ""), choice.finish_reason, resp.usage
 
-    async def _one(self, client, sem, prompt, params, stop, bar) -> tuple[Completion, str]:
+    async def _one(self, client, sem, prompt, params, stop) -> tuple[Completion, str]:
         async with sem:
             self.usage.requests += 1
-            try:
-                for attempt in range(self.max_retries + 1):
-                    try:
-                        text, finish, usage = await self._request(client, prompt, params)
-                    except Exception as e:  # noqa: BLE001 - classified below, never leaks the key
-                        kind, retry_after = _classify(e)
-                        if kind == "fatal":
-                            raise TeacherError(f"{FATAL_STATUS[e.status_code]} at {self.base_url} "
-                                               f"(model {self.model}): {self._redact(e)}") from None
-                        if kind == "fail" or attempt == self.max_retries:
-                            self.usage.failures += 1
-                            error = self._redact(describe(e))
-                            if attempt:
-                                error += f" (after {attempt} retries)"
-                            log.info("request failed: %s", error)
-                            return Completion("", finish_reason="error", error=error), kind
-                        self.usage.retries += 1
-                        wait = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap,
-                                             retry_after=retry_after)
-                        log.debug("retry %d in %.2fs: %s", attempt + 1, wait, self._redact(e))
-                        await asyncio.sleep(wait)
-                        continue
-                    return self._completion(text, finish, usage, stop), "ok"
-            finally:
-                bar.update(1)
+            for attempt in range(self.max_retries + 1):
+                try:
+                    text, finish, usage = await self._request(client, prompt, params)
+                except Exception as e:  # noqa: BLE001 - classified below, never leaks the key
+                    kind, retry_after = _classify(e)
+                    if kind == "fatal":
+                        what = FATAL_CODES.get(_error_code(e)) or FATAL_STATUS.get(e.status_code, "refused")
+                        raise TeacherError(f"{what} at {self.base_url} (model {self.model}): "
+                                           f"{self._redact(e)}") from None
+                    if kind == "fail" or attempt == self.max_retries:
+                        self.usage.failures += 1
+                        error = self._redact(describe(e))
+                        if attempt:
+                            error += f" (after {attempt} retries)"
+                        log.info("request failed: %s", error)
+                        return Completion("", finish_reason="error", error=error), kind
+                    self.usage.retries += 1
+                    wait = backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap,
+                                         retry_after=retry_after)
+                    log.debug("retry %d in %.2fs: %s", attempt + 1, wait, self._redact(e))
+                    await asyncio.sleep(wait)
+                    continue
+                return self._completion(text, finish, usage, stop), "ok"
 
     def _completion(self, text, finish, usage, stop) -> Completion:
         text, cut = cut_at_stop(text, stop)
         reason = "length" if finish == "length" and not cut else "stop"
         if usage is None:
             if self.usage_reported:
-                log.warning("%s returns no token usage; token counts stay 0", self.base_url)
+                log.warning("%s returns no token usage; its cost is unknown", self.base_url)
             self.usage_reported = False
+            self.usage.unreported += 1
             p_tok = c_tok = 0
         else:
             p_tok, c_tok = usage.prompt_tokens or 0, usage.completion_tokens or 0
@@ -266,4 +318,16 @@ class OpenAITeacher:
         return Completion(text, p_tok, c_tok, reason)
 
     def close(self) -> None:
-        """Nothing to free: each ``complete`` call opens and closes its own client."""
+        """Close the run's HTTP client and stop its event loop."""
+        if self._loop is None:
+            return
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._loop.submit(self._client.close()).result(timeout=5)
+        self._loop.stop()
+        self._loop, self._client = None, None
+
+
+def _error_key(error: str | None) -> str:
+    """An error message without its retry count, to tell 'the same error' apart."""
+    return re.sub(r" \(after \d+ retries\)$", "", error or "")

@@ -1,0 +1,244 @@
+"""The local engine: llama.cpp (``llama-cpp-python``) on a GGUF file, with continuous batching.
+
+Up to ``parallel`` sequences decode together, one token each per step, in one
+``llama_decode`` call; a finished sequence frees its slot at once and the next
+prompt's prefill joins the same batch, so no answer waits for the longest one.
+Prefill asks for logits at each prompt's last position only. The packaged
+models (the embedded Gemma 3 270M, SmolLM2) are read straight from their GGUF
+files: no conversion.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from collections import deque
+from dataclasses import dataclass, field
+
+from .base import Completion, TeacherError, Usage, cut_at_stop, progress_bar
+
+TOP_K = 64  # nucleus sampling over the 64 likeliest tokens: top-p 0.5 never needs more, and a full
+#            262,144-token sort per step would cost more than the decode itself
+
+
+@dataclass
+class _Seq:
+    """One prompt in flight: its slot, tokens still to prefill, and what it generated."""
+
+    index: int
+    slot: int
+    prompt: list[int]
+    max_new: int
+    fed: int = 0  # prompt tokens already in the KV cache
+    new: list[int] = field(default_factory=list)
+    text: bytes = b""
+    hit_eos: bool = False
+
+
+def _silence_logs(L) -> None:
+    """llama.cpp logs every load to stderr; keep only errors."""
+    @L.llama_log_callback
+    def _log(level, text, user_data):  # noqa: ARG001
+        if level >= 4 and text:  # GGML_LOG_LEVEL_ERROR
+            os.write(2, text)
+
+    L.llama_log_set(_log, ctypes.c_void_p(0))
+    _silence_logs.callback = _log  # keep a reference: llama.cpp holds the pointer
+
+
+class LlamaCppTeacher:
+    """A GGUF model on llama.cpp. With ``chat``, chat prompts go through the GGUF's own template."""
+
+    def __init__(self, gguf_path: str, *, name: str, chat: bool = False, parallel: int = 16, context: int = 2048,
+                 threads: int | None = None, seed: int = 0):
+        try:
+            import llama_cpp as L
+        except ImportError as e:
+            raise TeacherError(f"llama-cpp-python is not installed ({e})") from None
+        self.L, self.name, self.seed, self._calls = L, name, seed, 0
+        self.usage = Usage()
+        self.parallel, self.context = max(1, parallel), context
+        _silence_logs(L)
+        L.llama_backend_init()
+        self.model = L.llama_model_load_from_file(str(gguf_path).encode(), L.llama_model_default_params())
+        if not self.model:
+            raise TeacherError(f"{gguf_path}: llama.cpp cannot load this GGUF file")
+        self.vocab = L.llama_model_get_vocab(self.model)
+        self.context = min(context, L.llama_model_n_ctx_train(self.model))
+        threads = threads or len(os.sched_getaffinity(0))
+        p = L.llama_context_default_params()
+        p.n_ctx = self.context * self.parallel
+        p.n_batch = p.n_ubatch = 512
+        p.n_seq_max = self.parallel
+        p.n_threads = p.n_threads_batch = threads
+        p.kv_unified, p.swa_full, p.no_perf = True, True, True
+        self.ctx = L.llama_init_from_model(self.model, p)
+        if not self.ctx:
+            raise TeacherError(f"{gguf_path}: llama.cpp cannot create a context of {p.n_ctx} tokens")
+        self.n_batch = p.n_batch
+        self.batch = L.llama_batch_init(self.n_batch, 0, 1)
+        self.template = self._meta("tokenizer.chat_template") if chat else None  # none: a base model
+        self.is_chat = bool(self.template)
+        self._piece = ctypes.create_string_buffer(256)
+
+    def __repr__(self):
+        return f"LlamaCppTeacher({self.name!r}, parallel={self.parallel})"
+
+    # ------------------------------------------------------------------ text <-> tokens
+
+    def _meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(1 << 16)
+        n = self.L.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", "replace") if n > 0 else None
+
+    def tokenize(self, text: str, *, special: bool) -> list[int]:
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        while True:
+            arr = (self.L.llama_token * size)()
+            n = self.L.llama_tokenize(self.vocab, data, len(data), arr, size, not special, special)
+            if n >= 0:
+                return list(arr[:n])
+            size = -n
+
+    def encode(self, prompt) -> list[int]:
+        """Token ids: a string as it is (with BOS), chat messages through the model's chat template."""
+        if isinstance(prompt, str):
+            return self.tokenize(prompt, special=False)
+        if not self.template:
+            raise TeacherError(f"{self.name} has no chat template; pass plain string prompts")
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        text = env.from_string(self.template).render(messages=prompt, add_generation_prompt=True,
+                                                     bos_token="", eos_token="")
+        return self.tokenize(text, special=True)
+
+    def _bytes(self, token: int) -> bytes:
+        n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
+        return self._piece.raw[:n] if n > 0 else b""
+
+    # ------------------------------------------------------------------ the engine
+
+    def _sampler(self, temperature: float, top_p: float):
+        L = self.L
+        chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if temperature > 0:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(TOP_K))
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(temperature))
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(top_p, 1))
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist((self.seed * 1000003 + self._calls) & 0xFFFFFFFF))
+        else:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
+        return chain
+
+    def _fill(self, seqs: list[_Seq]) -> list[tuple[int, _Seq]]:
+        """Put one step's tokens in the batch: a token per decoding sequence, then prompt chunks.
+
+        Returns (batch position, sequence) for every position whose logits are wanted.
+        """
+        b, n, want = self.batch, 0, []
+
+        def put(tok, pos, slot, logits):
+            nonlocal n
+            b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = tok, pos, 1, logits
+            b.seq_id[n][0] = slot
+            n += 1
+
+        for s in seqs:
+            if s.fed == len(s.prompt):
+                want.append((n, s))
+                put(s.new[-1], len(s.prompt) + len(s.new) - 1, s.slot, True)
+        for s in seqs:
+            if s.fed < len(s.prompt) and n < self.n_batch:
+                take = min(len(s.prompt) - s.fed, self.n_batch - n)
+                for j in range(s.fed, s.fed + take):
+                    last = j == len(s.prompt) - 1
+                    if last:
+                        want.append((n, s))
+                    put(s.prompt[j], j, s.slot, last)
+                s.fed += take
+        b.n_tokens = n
+        return want
+
+    def stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
+               stop: list[str] | None = None, progress: str | None = None):
+        """Yield ``(index, Completion)`` as each answer ends (continuous batching)."""
+        L = self.L
+        ids = [self.encode(p) for p in prompts]
+        self._calls += 1
+        queue = deque(sorted(range(len(ids)), key=lambda i: -len(ids[i])))
+        free, active = list(range(self.parallel)), []
+        mem = L.llama_get_memory(self.ctx)
+        chain = self._sampler(temperature, top_p)
+        longest_stop = max((len(s.encode()) for s in stop or () if s), default=0)
+        try:
+            with progress_bar(len(ids), progress) as bar:
+                while queue or active:
+                    while queue and free:
+                        i = queue.popleft()
+                        if len(ids[i]) >= self.context:
+                            self.usage.requests += 1
+                            self.usage.failures += 1
+                            bar.update(1)
+                            yield i, Completion("", finish_reason="error", error=(
+                                f"prompt of {len(ids[i])} tokens does not fit the context window of "
+                                f"{self.context} tokens"))
+                            continue
+                        budget = min(max_tokens, self.context - len(ids[i]))
+                        active.append(_Seq(i, free.pop(), ids[i], budget))
+                    if not active:
+                        continue
+                    want = self._fill(active)
+                    if L.llama_decode(self.ctx, self.batch) != 0:
+                        raise TeacherError("llama.cpp failed to decode a batch (out of KV cache memory?)")
+                    for pos, s in want:
+                        tok = L.llama_sampler_sample(chain, self.ctx, pos)
+                        if L.llama_vocab_is_eog(self.vocab, tok):
+                            s.hit_eos = True
+                        else:
+                            s.new.append(tok)
+                            s.text += self._bytes(tok)
+                    for s in [s for _, s in want if self._done(s, stop, longest_stop)]:
+                        active.remove(s)
+                        L.llama_memory_seq_rm(mem, s.slot, -1, -1)
+                        free.append(s.slot)
+                        self.usage.requests += 1
+                        bar.update(1)
+                        yield s.index, self._completion(s, stop)
+        finally:
+            for s in active:
+                L.llama_memory_seq_rm(mem, s.slot, -1, -1)
+            L.llama_sampler_free(chain)
+
+    @staticmethod
+    def _done(s: _Seq, stop, longest_stop: int) -> bool:
+        if s.hit_eos or len(s.new) >= s.max_new:
+            return True
+        if not stop:
+            return False
+        tail = s.text[-(longest_stop + 64):].decode("utf-8", "ignore")
+        return any(x and x in tail for x in stop)
+
+    def _completion(self, s: _Seq, stop) -> Completion:
+        text, cut = cut_at_stop(s.text.decode("utf-8", "replace"), stop)
+        n_new = len(s.new) + s.hit_eos
+        reason = "length" if not (cut or s.hit_eos) and len(s.new) >= s.max_new else "stop"
+        self.usage.prompt_tokens += len(s.prompt)
+        self.usage.completion_tokens += n_new
+        return Completion(text, len(s.prompt), n_new, reason)
+
+    def complete(self, prompts: list, **kw) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(prompts)
+        for i, c in self.stream(prompts, **kw):
+            out[i] = c
+        return out
+
+    def close(self) -> None:
+        """Free the context and the model."""
+        if getattr(self, "ctx", None):
+            self.L.llama_batch_free(self.batch)
+            self.L.llama_free(self.ctx)
+            self.ctx = None
+        if getattr(self, "model", None):
+            self.L.llama_model_free(self.model)
+            self.model = None
