@@ -118,8 +118,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="USD per 1M prompt tokens, to estimate cost (needs --price-out too).")
 @click.option("--price-out", type=click.FloatRange(0), default=None, help="USD per 1M completion tokens.")
 @click.option("--prompts-per-round", type=click.IntRange(1), default=None,
-              help="Instruction-generation requests per round. Default: 2 (selfinstruct), 1 (alpaca), sized for "
-                   "the embedded teacher on a small CPU; use 20 or more with an API teacher.")
+              help="Instruction-generation requests per round. Default: follows the teacher: 20 (selfinstruct) or "
+                   "5 (alpaca) for openai:, 24 or 4 for local teachers (about a minute of a 2-core CPU).")
 @click.option("--instances", type=click.IntRange(1, 5), default=5, show_default=True,
               help="At most this many input/output instances per task.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.7, show_default=True,
@@ -132,14 +132,20 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for sampling prompts and the teacher.")
 @click.option("--max-tokens", type=click.IntRange(16), default=512, show_default=True,
               help="Token limit per instruction-generation request (instance requests use at most 256).")
-@click.option("--temperature", type=click.FloatRange(0), default=0.7, show_default=True, help="Sampling temperature.")
-@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
-              help="Nucleus sampling top-p (the paper uses 0.5).")
+@click.option("--temperature", type=click.FloatRange(0), default=None,
+              help="Sampling temperature. Default: 0.7 (the paper's) for openai:; local teachers: see README.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Nucleus sampling top-p. Default: 0.5 (the paper's) for openai:; local teachers: see README.")
+@click.option("--engine", type=click.Choice(["auto", "llamacpp", "transformers"]), default="auto", show_default=True,
+              help="Engine for the packaged local teachers (embedded, smollm2): llama.cpp when installed, "
+                   "else transformers.")
+@click.option("--batch-size", type=click.IntRange(1), default=None,
+              help="Local teachers: sequences generated together (llama.cpp: 16, transformers: 32 packaged, 8 hf:).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code for hf: teachers.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed seed rows (reported) instead of stopping.")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, prompts_per_round, instances, threshold, style, out_dir, name, seed, max_tokens,
-             temperature, top_p, trust_remote_code, skip_invalid):
+             temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
@@ -166,7 +172,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         return
     t = make_teacher(teacher, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
                      timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
-                     seed=seed)
+                     seed=seed, engine=engine, batch_size=batch_size, log=lambda m: click.echo(m, err=True))
     try:
         stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True))
     except KeyboardInterrupt:

@@ -208,7 +208,7 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
              temperature: float = 0.0, judge: str | None = None, examples: int = 3,
              skip_invalid: bool = False, trust_remote_code: bool = False, log=print) -> dict:
     """Generate, score and report; returns the summary written to metrics.json."""
-    from .models import load_model_and_tokenizer
+    from .models import generation_dtype, load_model_and_tokenizer
 
     if not models:
         raise InputError("--model", None, "give at least one model")
@@ -235,7 +235,8 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
     with JsonlWriter(out / "results.jsonl") as writer:
         for name, path in zip(names, paths):
             t0 = time.perf_counter()
-            model, tokenizer = load_model_and_tokenizer(path, trust_remote_code=trust_remote_code)
+            model, tokenizer = load_model_and_tokenizer(path, dtype=generation_dtype(),
+                                                        trust_remote_code=trust_remote_code)
             answers = generate(model, tokenizer, prompts[name], max_new_tokens=max_new_tokens,
                                batch_size=batch_size, temperature=temperature, template=template, desc=name)
             seconds = time.perf_counter() - t0

@@ -30,9 +30,18 @@ from .teachers import Usage, estimate_cost, iter_complete
 
 STYLES = ("selfinstruct", "alpaca")
 MAX_INSTANCES = 5
-# the embedded Gemma 3 270M on a 2-core CPU: a round of even 2 prompts takes minutes (docs/benchmarks.md);
-# API teachers want more (--prompts-per-round 20 or so)
-DEFAULT_PROMPTS = {"selfinstruct": 2, "alpaca": 1}
+# Defaults follow the teacher (docs/benchmarks.md, "generate defaults"). API teachers: the paper's
+# sampling and 20 requests a round, as its scripts batch. Local teachers: what fills about a minute of
+# a 2-core CPU on llama.cpp, with the sampling that kept the most tasks per 1,000 generated tokens.
+DEFAULTS = {
+    "api": {"selfinstruct": 20, "alpaca": 5, "temperature": 0.7, "top_p": 0.5},
+    "local": {"selfinstruct": 24, "alpaca": 4, "temperature": 0.7, "top_p": 0.5},
+}
+
+
+def teacher_kind(spec: str | None) -> str:
+    """'api' for openai:MODEL, else 'local' (round sizes and sampling defaults differ)."""
+    return "api" if (spec or "").startswith("openai:") else "local"
 CLASSIFY_TOKENS = 3
 INSTANCE_TOKENS = 256
 
@@ -47,8 +56,8 @@ class GenerateConfig:
     threshold: float = 0.7
     seed: int = 0
     max_tokens: int = 512
-    temperature: float = 0.7
-    top_p: float = 0.5
+    temperature: float | None = None  # None: the teacher kind's default (DEFAULTS)
+    top_p: float | None = None
     endpoint: str = "chat"
     base_url: str | None = None
     seeds: str | None = None
@@ -65,8 +74,13 @@ class GenerateConfig:
         if self.rounds < 1 or (self.prompts_per_round is not None and self.prompts_per_round < 1):
             raise ValueError("rounds and prompts_per_round must be at least 1")
         self.teacher = self.teacher or "embedded"
+        defaults = DEFAULTS[teacher_kind(self.teacher)]
         if self.prompts_per_round is None:
-            self.prompts_per_round = DEFAULT_PROMPTS[self.style]
+            self.prompts_per_round = defaults[self.style]
+        if self.temperature is None:
+            self.temperature = defaults["temperature"]
+        if self.top_p is None:
+            self.top_p = defaults["top_p"]
 
     def run_json(self) -> dict:
         """What run.json keeps (never an API key: there is none in here)."""
@@ -142,12 +156,19 @@ def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[
 # --------------------------------------------------------------------------- teacher stages
 
 
-def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progress, temperature=None):
-    return teacher.complete(prompts, max_tokens=max_tokens, stop=stop, progress=progress, top_p=cfg.top_p,
-                            temperature=cfg.temperature if temperature is None else temperature)
+def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progress, temperature=None,
+              answered: Callable = lambda: None):
+    """Every answer, in prompt order; ``answered`` runs as each arrives (to checkpoint the spend)."""
+    out = [None] * len(prompts)
+    for i, c in iter_complete(teacher, prompts, max_tokens=max_tokens, stop=stop, progress=progress,
+                              top_p=cfg.top_p, temperature=cfg.temperature if temperature is None else temperature):
+        out[i] = c
+        answered()
+    return out
 
 
-def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], pool: list[dict], label: str):
+def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], pool: list[dict], label: str,
+            answered: Callable = lambda: None):
     """Ask for new tasks; returns (candidates, [(garbage Candidate, reason)])."""
     chat = teacher.is_chat
     shown, built = [], []
@@ -162,7 +183,8 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
         shown.append(len(demos))
     stop = P.alpaca_stop(chat=chat) if cfg.style == "alpaca" else P.instruction_stop(P.IN_CONTEXT, chat=chat)
     max_tokens = max(cfg.max_tokens, 1024) if cfg.style == "alpaca" else cfg.max_tokens
-    outs = _complete(teacher, built, cfg, max_tokens=max_tokens, stop=stop, progress=f"{label} instructions")
+    outs = _complete(teacher, built, cfg, max_tokens=max_tokens, stop=stop, progress=f"{label} instructions",
+                     answered=answered)
     cands, garbage = [], []
     for n, c in zip(shown, outs):
         if cfg.style == "alpaca":
@@ -177,14 +199,15 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
     return cands, garbage
 
 
-def classify(teacher, cfg: GenerateConfig, cands: list[Candidate], label: str) -> list[bool]:
+def classify(teacher, cfg: GenerateConfig, cands: list[Candidate], label: str,
+             answered: Callable = lambda: None) -> list[bool]:
     """Is each candidate a classification task? Greedy Yes/No; garbage reads as No."""
     if not cands:
         return []
     chat = teacher.is_chat
     outs = _complete(teacher, [P.classify_prompt(c.instruction, chat=chat) for c in cands], cfg,
                      max_tokens=CLASSIFY_TOKENS, stop=None if chat else ["\n"], progress=f"{label} classify",
-                     temperature=0.0)
+                     temperature=0.0, answered=answered)
     return [parse_yes_no(c.text) for c in outs]
 
 
@@ -239,6 +262,7 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
     for i, out in iter_complete(teacher, built, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
                                 stop=P.instance_stop(chat=chat, count=cfg.instances), progress=f"{label} instances",
                                 temperature=cfg.temperature, top_p=cfg.top_p):
+        answered()  # the spend is on disk before anything else happens
         cand, y = cands[i], labels[i]
         parsed = parse_instances(out.text, classification=y, finish_reason=out.finish_reason,
                                  prefix="" if chat else P.instance_prefix(y))
@@ -247,7 +271,6 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
         cand.error = out.error
         dropped.update(why)
         (keep(cand, y) if cand.instances else reject(cand, "no_instances"))
-        answered()
 
 
 # --------------------------------------------------------------------------- the loop
@@ -267,8 +290,11 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
     seeds = state.seeds
     dropped: Counter = Counter()
 
-    def checkpoint():
-        state.checkpoint(round_no, _usage(teacher, before, carried), time.monotonic() - t0)
+    def checkpoint(sync: bool = True):
+        state.checkpoint(round_no, _usage(teacher, before, carried), time.monotonic() - t0, sync=sync)
+
+    def answered():  # after every teacher answer: its spend is on disk before anything else happens
+        checkpoint(sync=False)
 
     def reject(cand: Candidate, reason: str) -> None:
         state.add_rejected({"instruction": cand.instruction, "reason": reason, "round": round_no,
@@ -285,7 +311,7 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
             reject(cand, "exact_duplicate")
 
     try:
-        cands, garbage = propose(teacher, cfg, rng, seeds, state.pool, label)
+        cands, garbage = propose(teacher, cfg, rng, seeds, state.pool, label, answered)
         for cand, reason in garbage:
             reject(cand, reason)
         kept, rejected = screen(cands, gate)
@@ -298,9 +324,9 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
                 dropped.update(why)
                 (keep(cand, False) if cand.instances else reject(cand, "no_instances"))
         else:
-            labels = classify(teacher, cfg, kept, label)
+            labels = classify(teacher, cfg, kept, label, answered)
             checkpoint()
-            add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label, checkpoint)
+            add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label, answered)
     except BaseException:
         checkpoint()  # a crash or a lost server keeps this round's teacher usage (retries, failures)
         raise

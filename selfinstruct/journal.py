@@ -189,9 +189,11 @@ class RunState:
         for w in self._writers.values():
             w.sync()
 
-    def checkpoint(self, round_no: int, usage: dict, seconds: float) -> None:
-        """Record the usage of the running round so far (survives a crash)."""
-        self.sync()
+    def checkpoint(self, round_no: int, usage: dict, seconds: float, *, sync: bool = True) -> None:
+        """Record the usage of the running round so far (survives a crash). ``sync=False`` skips
+        fsyncing the journals (their lines are flushed already, which a killed process cannot undo)."""
+        if sync:
+            self.sync()
         self.stats["in_progress"] = {"round": round_no, **usage, "seconds": round(seconds, 2)}
         self._write_stats()
 

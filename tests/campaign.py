@@ -115,9 +115,32 @@ class RunChecker:
         return {"tasks": len(tasks), "data": len(data), "rejected": len(rejected), "rounds": len(done)}
 
 
+def ledger_path(out: Path) -> Path:
+    """The fake server's own token count: one ``prompt completion`` line per answer it sent."""
+    return out.parent / (out.name + ".ledger")
+
+
+def check_spend(out: Path, earlier_gap: int = 0) -> int:
+    """The tokens recorded in stats.json never fall below what the server billed, but for the one
+    answer that may have been between the server and our checkpoint at each kill: a kill widens the
+    gap by at most its last answer. Returns the gap (billed minus recorded tokens)."""
+    ledger = ledger_path(out)
+    text = ledger.read_text() if ledger.exists() else ""  # killed before its first answer
+    billed = [tuple(map(int, line.split())) for line in text.splitlines() if line.strip()]
+    stats = json.loads((out / "stats.json").read_text()) if (out / "stats.json").exists() else {"rounds": []}
+    rows = stats["rounds"] + ([stats["in_progress"]] if stats.get("in_progress") else [])
+    recorded = sum(r["prompt_tokens"] + r["completion_tokens"] for r in rows)
+    server = sum(a + b for a, b in billed)
+    in_flight = sum(billed[-1]) if billed else 0
+    assert server - recorded <= earlier_gap + in_flight, \
+        f"spend lost: recorded {recorded}, billed {server}, earlier gap {earlier_gap}, last answer {in_flight}"
+    return server - recorded
+
+
 def spawn(out: Path, seed: int, rounds: int, delay: float) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.Popen([sys.executable, str(FAKE), str(out), str(seed), str(rounds), str(delay)],
+    return subprocess.Popen([sys.executable, str(FAKE), str(out), str(seed), str(rounds), str(delay),
+                             str(ledger_path(out))],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -136,7 +159,7 @@ def generate_kill_campaign(out: Path, seed: int, kills: int, rounds: int = 12, d
     rng = random.Random(seed)
     checker = RunChecker(load_seeds(), threshold=0.7)
     landed = attempts = 0
-    modes = Counter()
+    modes, gaps = Counter(), []
     while landed < kills:
         attempts += 1
         assert attempts < kills * 4, "the kills keep missing the run"
@@ -162,11 +185,16 @@ def generate_kill_campaign(out: Path, seed: int, kills: int, rounds: int = 12, d
             rounds += 2  # it finished before the kill: ask for more rounds (resume continues)
         proc.stderr.close()
         info = checker.check(out)
-        log(f"kill {landed} ({mode}): {info}")
+        gaps.append(check_spend(out, gaps[-1] if gaps else 0))
+        log(f"kill {landed} ({mode}): {info}, spend gap {gaps[-1]} tokens")
     proc = spawn(out, seed, rounds, delay)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
     info = checker.check(out, final=True)
+    gap = gaps[-1] if gaps else 0
+    assert check_spend(out, gap) == gap  # the last, unkilled run recorded every token it was billed
     assert info["rounds"] == rounds
     return {"kills": landed, "modes": dict(modes), "rounds": rounds, "rows_lost": checker.lost,
+            "spend_gap_tokens": gaps[-1] if gaps else 0,
+            "kills_that_lost_an_answer": sum(b > a for a, b in zip([0] + gaps, gaps)),
             "torn_lines_seen": dict(checker.torn), **info}

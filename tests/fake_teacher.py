@@ -62,8 +62,9 @@ def kind_of(prompt) -> str:
 class FakeTeacher:
     """Chat teacher; ``complete`` answers every prompt from ``Random(seed, prompt)``."""
 
-    def __init__(self, seed: int = 0, *, delay: float = 0.0, name: str = "fake"):
+    def __init__(self, seed: int = 0, *, delay: float = 0.0, name: str = "fake", ledger=None):
         self.seed, self.delay = seed, delay
+        self.ledger = open(ledger, "a", encoding="utf-8") if ledger else None  # what a server would bill
         self.name, self.is_chat, self.usage = name, True, Usage()
 
     def rng(self, prompt) -> random.Random:
@@ -119,6 +120,9 @@ class FakeTeacher:
             self.usage.requests += 1
             self.usage.prompt_tokens += n_in
             self.usage.completion_tokens += n_out
+            if self.ledger:  # the server's own count, written as the answer leaves it
+                self.ledger.write(f"{n_in} {n_out}\n")
+                self.ledger.flush()
             yield i, Completion(text, n_in, n_out, "stop")
 
     def close(self):
@@ -131,7 +135,7 @@ def config(rounds: int, seed: int):
     return GenerateConfig(rounds=rounds, teacher="fake", prompts_per_round=3, instances=3, seed=seed)
 
 
-def run(out_dir, seed: int = 0, rounds: int = 8, delay: float = 0.004) -> dict:
+def run(out_dir, seed: int = 0, rounds: int = 8, delay: float = 0.004, ledger=None) -> dict:
     """The generate library loop with a FakeTeacher; resumes ``out_dir`` when it holds a run."""
     from selfinstruct.generate import run as run_loop
     from selfinstruct.journal import RunState
@@ -139,8 +143,9 @@ def run(out_dir, seed: int = 0, rounds: int = 8, delay: float = 0.004) -> dict:
 
     cfg = config(rounds, seed)
     state = RunState(Path(out_dir), cfg.run_json(), load_seeds())
-    return run_loop(FakeTeacher(seed, delay=delay), cfg, state, echo=lambda m: None)
+    return run_loop(FakeTeacher(seed, delay=delay, ledger=ledger), cfg, state, echo=lambda m: None)
 
 
 if __name__ == "__main__":
-    run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4 else 0.004)
+    run(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) if len(sys.argv) > 4 else 0.004,
+        sys.argv[5] if len(sys.argv) > 5 else None)

@@ -188,3 +188,19 @@ def test_train_sigkill_mid_epoch_then_resume(tmp_path):
     assert len(rows_of(out, "data")) == 1 and len(rows_of(out, "summary")) == 1
     assert (out / "model.safetensors").exists()
     record("train_kills", kills=len(points), partial_checkpoints=1, steps_logged=len(steps), duplicated_steps=0)
+
+
+def test_spend_check_catches_lost_tokens(tmp_path):
+    """The campaign's spend check is able to fail: a billed answer missing from stats.json."""
+    from campaign import check_spend, ledger_path
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "stats.json").write_text(json.dumps({"rounds": [{"prompt_tokens": 100, "completion_tokens": 50}],
+                                                "in_progress": {"prompt_tokens": 10, "completion_tokens": 5}}))
+    ledger_path(out).write_text("100 50\n10 5\n7 3\n")  # the last answer was billed, not yet recorded
+    assert check_spend(out) == 10  # one answer in flight at the kill: allowed
+    ledger_path(out).write_text("100 50\n10 5\n7 3\n8 2\n")  # two answers missing: spend was lost
+    with pytest.raises(AssertionError, match="spend lost"):
+        check_spend(out)
+    assert check_spend(out, earlier_gap=10) == 20  # unless an earlier kill already lost one
