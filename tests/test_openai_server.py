@@ -98,7 +98,7 @@ def test_rate_limit_exhausts_retries():
     assert [c.finish_reason for c in out] == ["stop", "stop", "error", "error"]
     assert "RateLimitError" in out[2].error and "429" in out[2].error and "after 2 retries" in out[2].error
     assert t.usage.as_dict() == {"requests": 4, "retries": 4, "failures": 2,
-                                 "prompt_tokens": 2, "completion_tokens": out[0].completion_tokens * 2}
+                                 "prompt_tokens": 2, "completion_tokens": out[0].completion_tokens * 2, "unreported": 0}
 
 
 def test_gateway_timeouts_become_error_completions():
@@ -152,6 +152,46 @@ def test_missing_usage_counts_zero():
         c = t.complete(["x"])[0]
     assert (c.text, c.prompt_tokens, c.completion_tokens) == ("hi", 0, 0)
     assert t.usage_reported is False and t.usage.requests == 1
+    assert t.usage.unreported == 1  # so the cost is unknown, never $0
+    from selfinstruct.teachers import estimate_cost
+    assert estimate_cost(t.usage, 1.0, 2.0) is None
+
+
+def test_the_same_4xx_on_every_request_stops_the_call():
+    """A model that rejects an argument answers 400 to everything: no retry fixes it, so stop."""
+    body = {"error": {"message": "Unsupported parameter: 'max_tokens'", "type": "invalid_request_error"}}
+    with start_scripted([(400, {}, body)] * 3) as (url, _):
+        t = teacher(url)
+        with pytest.raises(TeacherError, match="failed the same way.*Unsupported parameter"):
+            t.complete(["a", "b", "c"])
+    assert t.usage.failures == 3 and t.usage.retries == 0
+
+
+def test_a_4xx_on_some_requests_does_not_stop_the_call():
+    body = {"error": {"message": "prompt too long", "type": "invalid_request_error"}}
+    with start_scripted([(400, {}, body), (200, {}, completion_body("ok", chat=True))]) as (url, _):
+        out = teacher(url, concurrency=1).complete(["a", "b"])
+    assert [c.finish_reason for c in out] == ["error", "stop"]
+
+
+def test_quota_exhausted_is_fatal_at_once():
+    body = {"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                      "code": "insufficient_quota"}}
+    with start_scripted([(429, {}, body)]) as (url, _):
+        t = teacher(url)
+        with pytest.raises(TeacherError, match="quota exhausted"):
+            t.complete(["a"])
+    assert t.usage.retries == 0
+
+
+def test_one_client_serves_the_run(katan):
+    t = teacher(katan)
+    t.complete(["a"])
+    client = t._client
+    t.complete(["b", "c"])
+    assert t._client is client  # one connection pool for the run, not one per call
+    t.close()
+    assert t._client is None
 
 
 def test_model_missing_is_fatal():

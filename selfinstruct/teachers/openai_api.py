@@ -203,7 +203,7 @@ class OpenAITeacher:
 
         A request that fails for good yields ``finish_reason='error'``. Raises TeacherError for setup
         problems (401/403/404, quota exhausted) and, once the call is over, when *every* request failed
-        the same way that no retry fixes (server gone, or the same 4xx each time).
+        the same way that no retry fixes (server gone, or the same 4xx for two or more requests).
         """
         if not prompts:
             return
@@ -251,7 +251,7 @@ class OpenAITeacher:
             raise TeacherError(f"cannot reach {self.base_url}: every request failed "
                                f"({failures[0][1]}); the server went away, rerun when it is back")
         first = _error_key(failures[0][1])
-        if kinds == {"fail"} and all(_error_key(e) == first for _, e in failures):
+        if kinds == {"fail"} and len(failures) > 1 and all(_error_key(e) == first for _, e in failures):
             raise TeacherError(f"every request to {self.base_url} (model {self.model}) failed the same way, "
                                f"which no retry fixes: {failures[0][1]}")
 

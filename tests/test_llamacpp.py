@@ -1,0 +1,152 @@
+"""The llama.cpp engine on the real embedded GGUF, and the fallback when it is missing."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from selfinstruct.teachers import TeacherError, make_teacher
+
+
+def need_llama_cpp():
+    """CI installs llama-cpp-python (`make install`): there a missing engine is a failure, not a skip."""
+    if os.environ.get("CI"):
+        import llama_cpp  # noqa: F401
+    else:
+        pytest.importorskip("llama_cpp")
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    need_llama_cpp()
+    t = make_teacher("embedded", batch_size=4, seed=0)
+    yield t
+    t.close()
+
+
+PROMPTS = ["The capital of France is", "1, 2, 3, 4,", "Write a short poem about the sea.\n",
+           "Instructions:\n1. List three fruits.\n2.", "Q: What is 2 + 2?\nA:", "Translate 'cat' into French:"]
+
+
+@pytest.mark.slow
+def test_identity_and_tokens_match_the_hf_tokenizer(teacher):
+    from transformers import AutoTokenizer
+
+    from selfinstruct.models import resolve_model
+
+    assert teacher.name == "embedded:gemma3-270m" and teacher.is_chat is False
+    tok = AutoTokenizer.from_pretrained(resolve_model("embedded"))
+    for p in PROMPTS:
+        assert teacher.encode(p) == tok(p)["input_ids"], p  # BOS included, as transformers does
+
+
+@pytest.mark.slow
+def test_greedy_is_deterministic_and_counts_tokens(teacher):
+    before = teacher.usage.snapshot()
+    a = teacher.complete(PROMPTS, max_tokens=12, temperature=0)
+    b = teacher.complete(PROMPTS, max_tokens=12, temperature=0)
+    assert a == b
+    assert all(c.completion_tokens <= 12 and c.finish_reason in ("stop", "length") and c.error is None for c in a)
+    assert [c.prompt_tokens for c in a] == [len(teacher.encode(p)) for p in PROMPTS]
+    used = teacher.usage - before
+    assert used.requests == 2 * len(PROMPTS)
+    assert used.completion_tokens == 2 * sum(c.completion_tokens for c in a)
+    assert "Paris" in a[0].text
+
+
+@pytest.mark.slow
+def test_parallel_answers_match_one_at_a_time(teacher):
+    """Continuous batching changes nothing but speed: the same greedy text as one sequence alone
+    (compared on the first tokens, where batched float sums cannot drift apart yet)."""
+    batched = teacher.complete(PROMPTS, max_tokens=6, temperature=0)
+    single = [teacher.complete([p], max_tokens=6, temperature=0)[0] for p in PROMPTS]
+    assert sum(x.text == y.text for x, y in zip(batched, single)) >= len(PROMPTS) - 1
+
+
+@pytest.mark.slow
+def test_stop_strings_and_length(teacher):
+    free = teacher.complete(["1, 2, 3, 4,"], max_tokens=16, temperature=0)[0]
+    assert free.finish_reason == "length" and free.completion_tokens == 16
+    stop = free.text[3:6]
+    cut = teacher.complete(["1, 2, 3, 4,"], max_tokens=16, temperature=0, stop=[stop])[0]
+    assert cut.text == free.text[:free.text.find(stop)] and cut.finish_reason == "stop"
+    assert cut.completion_tokens < 16
+
+
+@pytest.mark.slow
+def test_sampling_is_seeded_and_streams_every_index(teacher):
+    kw = dict(max_tokens=10, temperature=1.0, top_p=0.9)
+    got = dict(teacher.stream(PROMPTS * 2, **kw))
+    assert sorted(got) == list(range(2 * len(PROMPTS)))
+    t2 = make_teacher("embedded", batch_size=4, seed=0)
+    try:
+        t2._calls = teacher._calls - 1
+        again = dict(t2.stream(PROMPTS * 2, **kw))
+    finally:
+        t2.close()
+    assert again == got
+    greedy = teacher.complete(PROMPTS * 2, max_tokens=10, temperature=0)
+    assert [got[i].text for i in range(len(greedy))] != [c.text for c in greedy]
+
+
+@pytest.mark.slow
+def test_prompt_longer_than_the_context_is_one_error_answer():
+    need_llama_cpp()
+    t = make_teacher("embedded", batch_size=2)
+    t.context = 64  # what a long prompt meets, made small
+    try:
+        out = t.complete(["word " * 200, "The capital of France is"], max_tokens=4, temperature=0)
+    finally:
+        t.close()
+    assert out[0].finish_reason == "error" and "context window of 64" in out[0].error
+    assert out[1].error is None and out[1].completion_tokens > 0
+    assert t.usage.failures == 1
+
+
+@pytest.mark.slow
+def test_smollm2_chat_template_on_llama_cpp():
+    need_llama_cpp()
+    t = make_teacher("smollm2", batch_size=2)
+    try:
+        assert t.is_chat
+        ids = t.encode([{"role": "user", "content": "Say hi."}])
+        text = "".join(t._bytes(i).decode("utf-8", "replace") for i in ids)
+        assert "<|im_start|>user" in text and text.rstrip().endswith("<|im_start|>assistant")
+        out = t.complete([[{"role": "user", "content": "What is the capital of France?"}]], max_tokens=24,
+                         temperature=0)
+        assert "Paris" in out[0].text
+    finally:
+        t.close()
+    plain = make_teacher("smollm2", endpoint="completions", batch_size=1)
+    try:
+        assert plain.is_chat is False
+    finally:
+        plain.close()
+
+
+def test_missing_engine_falls_back_with_one_line(monkeypatch):
+    """No llama-cpp-python: the packaged model runs on transformers, and one line says why."""
+    from selfinstruct.teachers import hf
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import fails as if not installed
+    made = {}
+
+    def fake_init(self, spec, **kw):
+        made.update(spec=spec, **kw)
+
+    monkeypatch.setattr(hf.HFTeacher, "__init__", fake_init)
+    lines = []
+    t = make_teacher("embedded", log=lines.append)
+    assert isinstance(t, hf.HFTeacher) and made["spec"] == "embedded" and made["is_chat"] is False
+    assert made["batch_size"] == 32 and made["name"] == "embedded:gemma3-270m"
+    assert len(lines) == 1 and "transformers" in lines[0] and "llama-cpp-python" in lines[0]
+    with pytest.raises(TeacherError, match="llama-cpp-python"):
+        make_teacher("embedded", engine="llamacpp")
+    with pytest.raises(TeacherError, match="llama-cpp-python"):
+        make_teacher("gguf:/nowhere/model.gguf")
+
+
+def test_engine_must_be_known():
+    with pytest.raises(TeacherError, match="engine must be one of"):
+        make_teacher("embedded", engine="vllm")
