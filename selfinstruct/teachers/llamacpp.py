@@ -113,8 +113,8 @@ class LlamaCppTeacher:
                                                      bos_token="", eos_token="")
         return self.tokenize(text, special=True)
 
-    def _bytes(self, token: int) -> bytes:
-        n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, False)
+    def _bytes(self, token: int, special: bool = False) -> bytes:
+        n = self.L.llama_token_to_piece(self.vocab, token, self._piece, len(self._piece), 0, special)
         return self._piece.raw[:n] if n > 0 else b""
 
     # ------------------------------------------------------------------ the engine
