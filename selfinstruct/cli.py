@@ -248,8 +248,9 @@ def train_cmd(**kw):
 @main.command("eval")
 @click.option("--model", "models", multiple=True, required=True,
               help="Model to evaluate (repeat for A, B, ...): embedded, smollm2, a checkpoint folder or a hub id.")
-@click.option("--data", required=True, type=click.Path(),
-              help="Rows with references: Alpaca or Self-Instruct JSON/JSONL (e.g. a train run's val.jsonl).")
+@click.option("--data", default="packaged", show_default=True, type=click.Path(),
+              help="Rows with references: Alpaca or Self-Instruct JSON/JSONL (e.g. a train run's val.jsonl); "
+                   "'packaged' is the 162 held-out tasks that ship with selfinstruct.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder for results.jsonl, metrics.json, report.md, report.html (never overwritten).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate a seeded sample of N rows.")
@@ -272,8 +273,9 @@ def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, templat
              skip_invalid, trust_remote_code):
     """Answer each row with each model and score the answers (ROUGE-L, exact match, failure shares)."""
     from .evaluate import run_eval
+    from .evalset import resolve_eval_data
 
-    run_eval(list(models), data, out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+    run_eval(list(models), resolve_eval_data(data), out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
              batch_size=batch_size, template=template, temperature=temperature, judge=judge,
              examples=examples, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code,
              log=lambda m: click.echo(m, err=True))
