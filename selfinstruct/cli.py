@@ -57,11 +57,15 @@ def main():
                    "(always exact) up to 10,000 rows, else the threshold (fastest).")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (and count them) instead of stopping.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
+              help="Reject rows that leak a row of this eval file (any file eval or train reads; 'packaged' "
+                   "for the packaged eval set) as 'contaminated', naming the eval row and rule. Repeatable.")
 def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
-               blacklist, floor, skip_invalid, no_progress):
+               blacklist, floor, skip_invalid, no_progress, eval_paths):
     """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
     import os
 
+    from .decontam import load_index
     from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, filter_records, summary_lines
     from .records import read_examples
     from .writers import check_writable, write_jsonl
@@ -73,6 +77,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
         check_writable(p)
     if floor is not None and floor > threshold:
         raise click.BadParameter("must be at most --threshold", param_hint="--exact-above")
+    decontam = load_index(eval_paths) if eval_paths else None
     skipped: list = []
     records = read_examples(input_path, skip_invalid=skip_invalid, skipped=skipped)
     against = []
@@ -83,7 +88,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
         floor = 0.0 if len(records) <= AUTO_EXACT_ROWS else threshold
     kept, rejected, stats = filter_records(
         records, threshold=threshold, tokenizer=tokenizer, heuristics=not no_heuristics, blacklist=words,
-        against=list(dict.fromkeys(against)), floor=floor, progress=not no_progress)
+        against=list(dict.fromkeys(against)), floor=floor, progress=not no_progress, decontam=decontam)
     write_jsonl(out_path, kept)
     if rejected_path:
         write_jsonl(rejected_path, rejected)
