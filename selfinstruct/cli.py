@@ -148,13 +148,19 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="Local teachers: sequences generated together (llama.cpp: 16, transformers: 32 packaged, 8 hf:).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code for hf: teachers.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed seed rows (reported) instead of stopping.")
+@click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
+              help="Also reject candidates that leak a row of this eval file (any file eval or train reads); "
+                   "the packaged eval set is always checked. Repeatable.")
+@click.option("--no-decontaminate", is_flag=True, help="Check candidates against no eval set at all.")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, prompts_per_round, instances, threshold, style, out_dir, name, seed, max_tokens,
-             temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid):
+             temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid, eval_paths,
+             no_decontaminate):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
 
+    from .decontam import describe, load_index
     from .generate import GenerateConfig, run, summary
     from .journal import RunState
     from .seeds import load_seeds
@@ -162,14 +168,19 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
 
     if (price_in is None) != (price_out is None):
         raise click.UsageError("--price-in and --price-out go together")
+    if no_decontaminate and eval_paths:
+        raise click.UsageError("--decontaminate and --no-decontaminate exclude each other")
+    evals = () if no_decontaminate else tuple(describe(["packaged", *eval_paths]))
     cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
                          temperature=temperature, top_p=top_p, endpoint=endpoint, base_url=base_url,
-                         seeds=seeds_path, price_in=price_in, price_out=price_out)
+                         seeds=seeds_path, price_in=price_in, price_out=price_out,
+                         decontaminate=evals)
     skipped = []
     seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
     for err in skipped:
         click.echo(f"skipped: {err}", err=True)
+    decontam = load_index(evals) if evals else None  # a bad eval file fails before any model loads
     name = name or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     state = RunState(Path(out_dir) if out_dir else Path("outputs") / name, cfg.run_json(), seeds)
     if state.next_round > rounds:
@@ -179,7 +190,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                      timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
                      seed=seed, engine=engine, batch_size=batch_size, log=lambda m: click.echo(m, err=True))
     try:
-        stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True))
+        stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True), decontam=decontam)
     except KeyboardInterrupt:
         click.echo(f"interrupted; run the same command again to resume {state.out}", err=True)
         sys.exit(130)
