@@ -156,6 +156,12 @@ def measure(index: DecontamIndex, planted: list[dict], clean: dict[str, list[dic
     return {"recall": {k: (caught[k], total[k]) for k in total}, "flags": flags}
 
 
+def screen_flags(index: DecontamIndex, clean: dict[str, list[dict]]) -> dict[str, tuple[int, int]]:
+    """Clean rows flagged on their instruction alone, as generate screens a candidate (input unknown)."""
+    return {name: (sum(index.check(r["instruction"], None) is not None for r in rows), len(rows))
+            for name, rows in clean.items()}
+
+
 def sweep(rows, planted, clean, ns=(5, 6, 8, 10, 13), thresholds=(0.6, 0.7, 0.8, 0.9)) -> list[dict]:
     out = []
     for n in ns:
@@ -183,7 +189,7 @@ def _pct(a: int, b: int) -> str:
     return f"{100 * a / b:.1f}% ({a}/{b})" if b else "-"
 
 
-def render(rows, planted, results, fast, chosen, load) -> str:
+def render(rows, planted, results, fast, chosen, load, screened) -> str:
     kinds = ["exact", "case", "whitespace", "punctuation", "rewrite_long", "rewrite_short"]
     clean_names = list(results[0]["flags"])
     head = "| n | ROUGE | " + " | ".join(kinds) + " | " + " | ".join(f"flagged: {c}" for c in clean_names) + " |"
@@ -206,6 +212,9 @@ def render(rows, planted, results, fast, chosen, load) -> str:
         *lines, "",
         f"Chosen: n = {chosen[0]}, ROUGE-L > {chosen[1]} with equal inputs (the defaults in "
         f"`selfinstruct/decontam.py`). Flags on clean rows by rule at that setting: {by_rule}.", "",
+        "`generate` screens a candidate before its input exists, so it matches the instruction alone "
+        "(exact, n-gram, ROUGE against every eval instruction). Clean rows flagged that way: "
+        + "; ".join(f"{c}: {_pct(*v)}" for c, v in screened.items()) + ".", "",
         f"Speed: {fast['rows']:,} T0 rows checked against {fast['eval_rows']:,} other T0 rows: index "
         f"{fast['index_cpu_s']:.2f} CPU s, checks {fast['check_cpu_s']:.2f} CPU s ({fast['wall_s']:.1f} s wall; "
         f"{fast['flagged']:,} flagged, T0 reuses its templates). Load average {load}.", ""])
@@ -226,7 +235,8 @@ def main(argv=None) -> None:
     results = sweep(rows, planted, clean)
     fast = speed(t0_rows())
     chosen = (args.n or decontam.NGRAM, args.rouge or decontam.ROUGE_THRESHOLD)
-    body = render(rows, planted, results, fast, chosen, load)
+    screened = screen_flags(DecontamIndex(rows, n=chosen[0], rouge_threshold=chosen[1]), clean)
+    body = render(rows, planted, results, fast, chosen, load, screened)
     print(body)
     if args.write:
         from common import DOC, write_section

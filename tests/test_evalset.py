@@ -97,3 +97,18 @@ def test_wheel_ships_the_eval_set(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "selfinstruct/eval_data/eval_tasks.jsonl" in names
     assert Counter(n.split("/")[0] for n in names)["selfinstruct"] > 10
+
+
+@pytest.mark.parametrize("data", [[], ["--data", "packaged"]])
+def test_eval_reads_the_packaged_set_when_data_is_omitted(tmp_path, data):
+    from click.testing import CliRunner
+
+    from selfinstruct.cli import main
+
+    missing = tmp_path / "no-model"
+    r = CliRunner().invoke(main, ["eval", "--model", str(missing), "--out", str(tmp_path / "o"), *data])
+    # the data loaded (it is checked first); the missing model is the one error
+    assert r.exit_code == 2 and r.output == f"error: {missing}: model folder not found\n", r.output
+    r = CliRunner().invoke(main, ["eval", "--model", str(missing), "--out", str(tmp_path / "o"),
+                                  "--data", str(tmp_path / "none.jsonl")])
+    assert r.exit_code == 2 and "none.jsonl: no such file" in r.output
