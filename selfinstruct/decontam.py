@@ -31,11 +31,17 @@ ROUGE_THRESHOLD = 0.7  # instructions above this, with equal inputs, are one tas
 _BRUTE = 32            # up to this many eval instructions share an input: score them one by one
 _NON_WORD = regex.compile(r"[^\p{L}\p{N}]+")
 _APOSTROPHE = regex.compile(r"(?<=\p{L})['\u2019](?=\p{L})")
+_ASCII_NON_WORD = {c: " " for c in range(128) if not chr(c).isalnum()}  # the same rule, 5x faster on ASCII
 
 
 def normalize(text: str) -> str:
     """Casefolded words of ``text`` joined by single spaces; punctuation and symbols drop out
     (an apostrophe inside a word joins it: "don't" and "dont" are one word)."""
+    if text.isascii():
+        text = text.lower()
+        if "'" in text:
+            text = _APOSTROPHE.sub("", text)
+        return " ".join(text.translate(_ASCII_NON_WORD).split())
     return _NON_WORD.sub(" ", _APOSTROPHE.sub("", text.casefold())).strip()
 
 
@@ -173,7 +179,7 @@ class DecontamIndex:
             return Hit("exact", self.rows[i])
         common = self._grams.keys() & ngram_keys(words, self.n)
         if common:
-            return Hit(f"ngram:{self.n}", self.rows[min(self._grams[k] for k in common)])
+            return Hit(f"ngram:{self.n}", self.rows[min(map(self._grams.__getitem__, common))])
         return self._rouge_any(instruction) if input is None else self._rouge_hit(instruction, inp)
 
 

@@ -53,6 +53,16 @@ def test_normalize_case_whitespace_punctuation():
     assert normalize("?!...") == ""
 
 
+def test_ascii_fast_path_equals_the_unicode_rule():
+    import string
+
+    from selfinstruct.decontam import _APOSTROPHE, _NON_WORD
+    rng = random.Random(0)
+    for _ in range(2000):
+        text = "".join(rng.choices(string.printable + "''__", k=rng.randint(0, 40)))
+        assert normalize(text) == _NON_WORD.sub(" ", _APOSTROPHE.sub("", text.casefold())).strip(), text
+
+
 @pytest.mark.parametrize("variant", [
     lambda s: s, str.upper, str.lower, str.swapcase,
     lambda s: "\n  " + s.replace(" ", "   \t") + "\n",
