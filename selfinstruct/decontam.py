@@ -16,6 +16,7 @@ as for rows with no input). Every hit names the eval row (its file and line) and
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ ROUGE_THRESHOLD = 0.7  # instructions above this, with equal inputs, are one tas
 _BRUTE = 32            # up to this many eval instructions share an input: score them one by one
 _NON_WORD = regex.compile(r"[^\p{L}\p{N}]+")
 _APOSTROPHE = regex.compile(r"(?<=\p{L})['\u2019](?=\p{L})")
+_ASCII_APOSTROPHE = re.compile(r"(?<=[a-z])'(?=[a-z])")
 _ASCII_NON_WORD = {c: " " for c in range(128) if not chr(c).isalnum()}  # the same rule, 5x faster on ASCII
 
 
@@ -40,7 +42,7 @@ def normalize(text: str) -> str:
     if text.isascii():
         text = text.lower()
         if "'" in text:
-            text = _APOSTROPHE.sub("", text)
+            text = _ASCII_APOSTROPHE.sub("", text)
         return " ".join(text.translate(_ASCII_NON_WORD).split())
     return _NON_WORD.sub(" ", _APOSTROPHE.sub("", text.casefold())).strip()
 
