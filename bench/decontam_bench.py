@@ -215,7 +215,8 @@ def render(rows, planted, results, fast, chosen, load, screened) -> str:
         *lines, "",
         f"Chosen: n = {chosen[0]}, ROUGE-L > {chosen[1]} with equal inputs (the defaults in "
         f"`selfinstruct/decontam.py`). Flags on clean rows by rule at that setting: {by_rule}.", "",
-        "Why: n = 5 or 6 flags clean T0 rows that share template phrases with eval rows; from n = 8 no T0 "
+        "Why: n = 5 or 6 flags clean T0 rows that share a common phrase with an eval row (mostly \"two "
+        "sentences mean the same thing\", a T0 paraphrase template); from n = 8 no T0 "
         "row is flagged and recall is the same, while 8-grams still reach into short instructions that "
         "13-grams (GPT-3's) miss. ROUGE > 0.7 (the filter's own threshold) keeps most short-input rewrites, "
         "which 0.8 and 0.9 lose, and 0.6 flags more clean rows. The clean row flagged at 0.7 is the packaged "
