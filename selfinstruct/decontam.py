@@ -54,7 +54,7 @@ def exact_key(words: list[str]) -> str:
 
 def ngram_keys(words: list[str], n: int) -> set[int]:
     """Hashes of every run of ``n`` words (none when there are fewer)."""
-    return {hash(gram) for gram in zip(*(words[k:] for k in range(n)))}
+    return set(map(hash, zip(*(words[k:] for k in range(n)))))
 
 
 @dataclass(frozen=True)
