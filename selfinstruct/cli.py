@@ -57,11 +57,15 @@ def main():
                    "(always exact) up to 10,000 rows, else the threshold (fastest).")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (and count them) instead of stopping.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
+              help="Reject rows that leak a row of this eval file (any file eval or train reads; 'packaged' "
+                   "for the packaged eval set) as 'contaminated', naming the eval row and rule. Repeatable.")
 def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
-               blacklist, floor, skip_invalid, no_progress):
+               blacklist, floor, skip_invalid, no_progress, eval_paths):
     """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
     import os
 
+    from .decontam import load_index
     from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, filter_records, summary_lines
     from .records import read_examples
     from .writers import check_writable, write_jsonl
@@ -73,6 +77,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
         check_writable(p)
     if floor is not None and floor > threshold:
         raise click.BadParameter("must be at most --threshold", param_hint="--exact-above")
+    decontam = load_index(eval_paths) if eval_paths else None
     skipped: list = []
     records = read_examples(input_path, skip_invalid=skip_invalid, skipped=skipped)
     against = []
@@ -83,7 +88,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
         floor = 0.0 if len(records) <= AUTO_EXACT_ROWS else threshold
     kept, rejected, stats = filter_records(
         records, threshold=threshold, tokenizer=tokenizer, heuristics=not no_heuristics, blacklist=words,
-        against=list(dict.fromkeys(against)), floor=floor, progress=not no_progress)
+        against=list(dict.fromkeys(against)), floor=floor, progress=not no_progress, decontam=decontam)
     write_jsonl(out_path, kept)
     if rejected_path:
         write_jsonl(rejected_path, rejected)
@@ -143,13 +148,19 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="Local teachers: sequences generated together (llama.cpp: 16, transformers: 32 packaged, 8 hf:).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code for hf: teachers.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed seed rows (reported) instead of stopping.")
+@click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
+              help="Also reject candidates that leak a row of this eval file (any file eval or train reads); "
+                   "the packaged eval set is always checked. Repeatable.")
+@click.option("--no-decontaminate", is_flag=True, help="Check candidates against no eval set at all.")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, prompts_per_round, instances, threshold, style, out_dir, name, seed, max_tokens,
-             temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid):
+             temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid, eval_paths,
+             no_decontaminate):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
 
+    from .decontam import describe, load_index
     from .generate import GenerateConfig, run, summary
     from .journal import RunState
     from .seeds import load_seeds
@@ -157,14 +168,19 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
 
     if (price_in is None) != (price_out is None):
         raise click.UsageError("--price-in and --price-out go together")
+    if no_decontaminate and eval_paths:
+        raise click.UsageError("--decontaminate and --no-decontaminate exclude each other")
+    evals = () if no_decontaminate else tuple(describe(["packaged", *eval_paths]))
     cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
                          temperature=temperature, top_p=top_p, endpoint=endpoint, base_url=base_url,
-                         seeds=seeds_path, price_in=price_in, price_out=price_out)
+                         seeds=seeds_path, price_in=price_in, price_out=price_out,
+                         decontaminate=evals)
     skipped = []
     seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
     for err in skipped:
         click.echo(f"skipped: {err}", err=True)
+    decontam = load_index(evals) if evals else None  # a bad eval file fails before any model loads
     name = name or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     state = RunState(Path(out_dir) if out_dir else Path("outputs") / name, cfg.run_json(), seeds)
     if state.next_round > rounds:
@@ -174,7 +190,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                      timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
                      seed=seed, engine=engine, batch_size=batch_size, log=lambda m: click.echo(m, err=True))
     try:
-        stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True))
+        stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True), decontam=decontam)
     except KeyboardInterrupt:
         click.echo(f"interrupted; run the same command again to resume {state.out}", err=True)
         sys.exit(130)
@@ -248,8 +264,9 @@ def train_cmd(**kw):
 @main.command("eval")
 @click.option("--model", "models", multiple=True, required=True,
               help="Model to evaluate (repeat for A, B, ...): embedded, smollm2, a checkpoint folder or a hub id.")
-@click.option("--data", required=True, type=click.Path(),
-              help="Rows with references: Alpaca or Self-Instruct JSON/JSONL (e.g. a train run's val.jsonl).")
+@click.option("--data", default="packaged", show_default=True, type=click.Path(),
+              help="Rows with references: Alpaca or Self-Instruct JSON/JSONL (e.g. a train run's val.jsonl); "
+                   "'packaged' is the 162 held-out tasks that ship with selfinstruct.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder for results.jsonl, metrics.json, report.md, report.html (never overwritten).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate a seeded sample of N rows.")
@@ -272,8 +289,9 @@ def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, templat
              skip_invalid, trust_remote_code):
     """Answer each row with each model and score the answers (ROUGE-L, exact match, failure shares)."""
     from .evaluate import run_eval
+    from .evalset import resolve_eval_data
 
-    run_eval(list(models), data, out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
+    run_eval(list(models), resolve_eval_data(data), out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
              batch_size=batch_size, template=template, temperature=temperature, judge=judge,
              examples=examples, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code,
              log=lambda m: click.echo(m, err=True))

@@ -174,17 +174,20 @@ class RecordFilter:
 def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: str = "rouge",
                    heuristics: bool = True, blacklist: Iterable[str] = DEFAULT_BLACKLIST,
                    against: Iterable[str] = (), floor: float | None = None,
-                   progress: bool = True) -> tuple[list[dict], list[dict], dict]:
+                   progress: bool = True, decontam=None) -> tuple[list[dict], list[dict], dict]:
     """Filter ``records`` in order. Returns ``(kept, rejected, stats)``.
 
     Kept rows gain ``similarity`` and ``most_similar``; rejected rows gain ``reason`` (and,
     for "similar", the same two fields). ``stats`` has the counts, seconds and pairs
     compared/pruned. ``against`` instructions are indexed first and never output.
+    ``decontam`` (a :class:`~selfinstruct.decontam.DecontamIndex`) rejects rows that leak an
+    eval row first, as "contaminated" with the ``rule`` and the ``eval_row`` matched.
     """
     start = time.perf_counter()
     against = list(against)
     f = RecordFilter(threshold, tokenizer, heuristics, blacklist, floor)
-    why = [f.heuristic_reason(r) for r in records]          # cheap rules first, for all rows
+    hits = [decontam.check(r["instruction"], r.get("input") or "") if decontam else None for r in records]
+    why = ["contaminated" if h else f.heuristic_reason(r) for r, h in zip(records, hits)]  # cheap rules first
     # one rarity order from every instruction that reaches the similarity gate (exact either way)
     f.index.fit_order([r["instruction"] for r, w in zip(records, why) if w is None] + against)
     for a in against:
@@ -205,11 +208,11 @@ def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: st
             rejected.append({**r, "reason": d.reason, "similarity": d.similarity,
                              "most_similar": d.most_similar})
         else:
-            rejected.append({**r, "reason": d.reason})
+            rejected.append({**r, "reason": d.reason, **(hits[i].as_fields() if hits[i] else {})})
     stats = {"rows": len(records), "kept": len(kept), "rejected": len(rejected),
              "reasons": dict(sorted(((k, v) for k, v in f.counts.items() if k != "kept"),
                                     key=lambda kv: -kv[1])),
-             "references": len(against), "floor": f.index.floor,
+             "references": len(against), "floor": f.index.floor, "eval_rows": len(decontam) if decontam else 0,
              "pairs_compared": f.index.pairs_compared, "pairs_pruned": f.index.pairs_pruned,
              "seconds": time.perf_counter() - start}
     return kept, rejected, stats
@@ -236,6 +239,8 @@ def summary_lines(stats: dict, out_path=None, rejected_path=None) -> list[str]:
     lines.append(f"ROUGE-L pairs: {stats['pairs_compared']:,} compared, {stats['pairs_pruned']:,} pruned "
                  f"({pct:.2f}%); {stats['references']:,} reference instructions; "
                  f"similarity exact above {stats['floor']:g}")
+    if stats.get("eval_rows"):
+        lines.append(f"decontaminated against {stats['eval_rows']:,} eval rows")
     if out_path:
         wrote = f"wrote {out_path} ({stats['kept']:,} rows)"
         if rejected_path:

@@ -63,6 +63,7 @@ class GenerateConfig:
     seeds: str | None = None
     price_in: float | None = None
     price_out: float | None = None
+    decontaminate: tuple = ("packaged",)  # eval files a candidate must not leak (decontam.py); () = off
 
     def __post_init__(self):
         if self.style not in STYLES:
@@ -94,6 +95,7 @@ class Candidate:
     similarity: float | None = None
     most_similar: str | None = None
     error: str | None = None  # why the teacher request behind it failed for good
+    contamination: dict | None = None  # the eval row it leaks and the rule (decontam.Hit.as_fields)
 
 
 # --------------------------------------------------------------------------- screening
@@ -107,7 +109,8 @@ class Screen:
     (``admit``), so a resumed run gates exactly as an uninterrupted one.
     """
 
-    def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = ()):
+    def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = (), decontam=None):
+        self.decontam = decontam  # a decontam.DecontamIndex, or None
         # floor 0: every kept task gets its exact max ROUGE-L to the earlier pool
         self.threshold = threshold
         self.index = RougeIndex(threshold, floor=0.0)
@@ -124,6 +127,11 @@ class Screen:
 
     def check(self, cand: Candidate, peers: RougeIndex | None = None, peer_keys: set = frozenset()) -> str | None:
         """None to keep it; else the reason. Sets ``similarity``/``most_similar``."""
+        hit = self.decontam and self.decontam.check(  # its input is unknown until instances are made
+            cand.instruction, cand.instances[0]["input"] if cand.instances else None)
+        if hit:
+            cand.contamination = hit.as_fields()
+            return "contaminated"
         reason = instruction_reason(cand.instruction)
         if reason:
             return reason
@@ -299,7 +307,7 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
     def reject(cand: Candidate, reason: str) -> None:
         state.add_rejected({"instruction": cand.instruction, "reason": reason, "round": round_no,
                             "similarity": cand.similarity, "most_similar": cand.most_similar,
-                            "error": cand.error})
+                            "error": cand.error, **(cand.contamination or {})})
 
     def keep(cand: Candidate, is_cls: bool) -> None:
         task = {"instruction": cand.instruction, "instances": cand.instances, "is_classification": is_cls,
@@ -335,15 +343,20 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
     return state.finish_round(round_no, usage, time.monotonic() - t0, cost, dropped)
 
 
-def build_screen(cfg: GenerateConfig, state: RunState) -> Screen:
+def build_screen(cfg: GenerateConfig, state: RunState, decontam=None) -> Screen:
     """The ROUGE-L gate over the seeds and the kept tasks (what an uninterrupted run holds too)."""
-    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks])
+    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks], decontam)
 
 
-def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], None] = print) -> dict:
-    """Run rounds ``state.next_round .. cfg.rounds``; returns the stats."""
+def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], None] = print,
+        decontam=None) -> dict:
+    """Run rounds ``state.next_round .. cfg.rounds``; returns the stats. ``decontam``: an index
+    already loaded from ``cfg.decontaminate`` (else it is loaded here)."""
+    if decontam is None and cfg.decontaminate:
+        from .decontam import load_index
+        decontam = load_index(cfg.decontaminate)
     state.start(teacher.name)
-    gate = build_screen(cfg, state)
+    gate = build_screen(cfg, state, decontam)
     try:
         if state.next_round > cfg.rounds:
             echo(f"{state.out}: all {cfg.rounds} round(s) already done; pass a larger --rounds to continue")

@@ -159,6 +159,15 @@ def _pct(values: list[float], q: float) -> str:
     return f"{value:.3g}"
 
 
+def _contamination_line(s: dict, config: dict) -> list[str]:
+    """How many candidates leaked an eval row, and against what (runs before decontam.py: nothing)."""
+    if "decontaminate" not in config:
+        return []
+    evals = ", ".join(map(str, config["decontaminate"])) or "nothing (--no-decontaminate)"
+    return [f"Contaminated: **{s['reasons'].get('contaminated', 0)}** candidates leaked an eval row and were "
+            f"rejected at screening (decontaminated against {evals}).", ""]
+
+
 def render_run_markdown(s: dict, run_dir, config: dict) -> str:
     cost = "unknown (no prices given)" if s["cost_usd"] is None else f"${s['cost_usd']:.4f}"
     round_rows = [[r["round"], r.get("candidates", 0), r.get("kept", 0), sum(r.get("rejected", {}).values()),
@@ -173,6 +182,7 @@ def render_run_markdown(s: dict, run_dir, config: dict) -> str:
         f"Kept **{s['tasks']} tasks** ({s['classification']} classification) with **{s['examples']} examples**; "
         f"rejected {sum(s['reasons'].values())} candidates. Tokens: {s['prompt_tokens']} prompt + "
         f"{s['completion_tokens']} completion; estimated cost {cost}; {s['seconds']:.0f} s of rounds.", "",
+        *_contamination_line(s, config),
         "## Per round", "",
         _table(["round", "candidates", "kept", "rejected", "instances", "requests", "prompt tok",
                 "completion tok", "cost $", "s"], round_rows), "",
