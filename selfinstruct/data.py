@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .formatting import format_example
 from .records import InputError, flatten_task, read_any, row_kind
-from .writers import clean
 
 IGNORE_INDEX = -100
 
@@ -51,21 +50,39 @@ def load_rows(path, template: str = "alpaca", *, skip_invalid: bool = False,
     return rows
 
 
+def task_key(row: dict) -> str:
+    """What makes a row's task: its instruction (chat rows: every turn before the last answer)."""
+    if "messages" in row:
+        msgs = row["messages"]
+        if msgs and msgs[-1].get("role") == "assistant":
+            msgs = msgs[:-1]
+        return json.dumps(msgs, sort_keys=True, ensure_ascii=False)
+    return row["instruction"]
+
+
 def split_rows(rows: list[dict], val_fraction: float, seed: int = 42) -> tuple[list[dict], list[dict]]:
-    """Deterministic hash split: the rows with the smallest sha256(seed, row) go to validation.
+    """Deterministic split by task: the tasks with the smallest sha256(seed, instruction) go to validation.
 
-    Independent of file order; identical rows land on the same side. At least one
-    validation row when ``val_fraction > 0`` and there are two rows or more.
+    All instances of a task (rows with the same instruction) land on one side, so
+    validation never sees a task that training saw. Independent of file order.
+    Whole tasks are taken until about ``val_fraction`` of the rows are held out; at
+    least one task when ``val_fraction > 0`` and there are two tasks or more.
     """
-    if val_fraction <= 0 or len(rows) < 2:
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(task_key(row), []).append(i)
+    if val_fraction <= 0 or len(groups) < 2:
         return list(rows), []
-    n_val = min(len(rows) - 1, max(1, round(len(rows) * val_fraction)))
+    target = max(1, round(len(rows) * val_fraction))
 
-    def key(i: int) -> str:
-        text = json.dumps(clean(rows[i]), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(f"{seed}\0{text}".encode()).hexdigest()
+    def key(task: str) -> str:
+        return hashlib.sha256(f"{seed}\0{task}".encode()).hexdigest()
 
-    val_idx = set(sorted(range(len(rows)), key=key)[:n_val])
+    val_idx: set[int] = set()
+    for task in sorted(groups, key=key)[: len(groups) - 1]:  # at least one task stays in training
+        if len(val_idx) >= target:
+            break
+        val_idx.update(groups[task])
     return ([r for i, r in enumerate(rows) if i not in val_idx],
             [r for i, r in enumerate(rows) if i in val_idx])
 

@@ -102,6 +102,28 @@ def test_split_is_deterministic_and_order_free():
     assert split_rows(rows, 0.0)[1] == []
 
 
+def test_split_keeps_every_instance_of_a_task_on_one_side():
+    # 30 tasks with 1-4 instances each: a row hash would scatter a task's instances over both sides
+    rows = [{"instruction": f"task {t}", "input": f"case {k}", "output": f"{t}-{k}"}
+            for t in range(30) for k in range(1 + t % 4)]
+    train, val = split_rows(rows, 0.2, seed=42)
+    assert len(train) + len(val) == len(rows) == 73
+    assert not {r["instruction"] for r in val} & {r["instruction"] for r in train}
+    assert abs(len(val) - 15) <= 3  # whole tasks, about the fraction asked for
+    by_task = {}
+    for r in val:
+        by_task.setdefault(r["instruction"], []).append(r)
+    assert all(len(v) == 1 + int(k.split()[1]) % 4 for k, v in by_task.items())  # complete tasks
+    # chat rows: the prompt turns are the task
+    chat = [{"messages": [{"role": "user", "content": f"q{t}"}, {"role": "assistant", "content": f"a{k}"}]}
+            for t in range(10) for k in range(3)]
+    ctrain, cval = split_rows(chat, 0.2)
+    assert len(cval) == 6 and not {r["messages"][0]["content"] for r in cval} & {
+        r["messages"][0]["content"] for r in ctrain}
+    # one task only: nothing to hold out
+    assert split_rows(rows[:1] * 5, 0.5)[1] == []
+
+
 def test_load_rows_shapes_and_errors(tmp_path):
     (tmp_path / "gen").mkdir()
     (tmp_path / "gen" / "data.jsonl").write_text(
