@@ -1,8 +1,8 @@
 """Training data: read rows, split, tokenise with response-only labels, pack or pad.
 
-Labels are built once, at tokenisation (Alpaca ``train.py`` / TRL style): the
-prompt and ``prompt + completion + EOS`` are tokenised, and the prompt part of
-the labels is set to ``IGNORE_INDEX``. The collator only pads or packs; it
+Labels are built once, at tokenisation (TRL style): the prompt and the
+completion are tokenised separately and concatenated with one EOS, and the
+prompt part of the labels is set to ``IGNORE_INDEX``. The collator only pads or packs; it
 never derives labels from pad ids (so a pad id equal to EOS is harmless).
 """
 from __future__ import annotations
@@ -94,15 +94,19 @@ def encode_example(prompt: str, completion: str, tokenizer, max_length: int,
                    add_special_tokens: bool = True) -> dict | None:
     """``{input_ids, labels}`` with the prompt masked; None if truncation cut the whole response.
 
-    Truncation keeps the start (the prompt) and cuts the response; a cut response
-    loses its EOS too, so the model never learns to stop mid-answer.
+    The prompt and the completion are tokenised separately and concatenated (as TRL
+    does), so the boundary is exact: a merge such as Gemma's ``:\n`` + ``\n...`` into
+    one ``\n\n`` token cannot hide the response's first token inside the prompt, and
+    the prompt ids are exactly the ones the model gets at inference. Truncation keeps
+    the start (the prompt) and cuts the response; a cut response loses its EOS too, so
+    the model never learns to stop mid-answer.
     """
     prompt_ids = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
-    ids = tokenizer(prompt + completion, add_special_tokens=add_special_tokens)["input_ids"]
+    response_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
-    if eos is not None and (not ids or ids[-1] != eos):
-        ids = ids + [eos]
-    ids = ids[:max_length]
+    if eos is not None and (not response_ids or response_ids[-1] != eos):
+        response_ids = response_ids + [eos]
+    ids = (prompt_ids + response_ids)[:max_length]
     n_prompt = len(prompt_ids)
     if n_prompt >= len(ids):
         return None

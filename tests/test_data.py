@@ -7,9 +7,11 @@ import torch
 from selfinstruct.data import (IGNORE_INDEX, Collator, encode_example, encode_rows, load_rows, split_rows)
 from selfinstruct.formatting import format_example
 from selfinstruct.records import InputError
+from tiny import CORPUS as CORPUS_EXTRA
 from tiny import make_tokenizer, tiny_config
 
 ROW = {"instruction": "What is the capital of France?", "input": "", "output": "Paris."}
+PROMPT = format_example(ROW)[0]
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,42 @@ def test_labels_exact_tensor_on_a_known_example(tok):
     assert ex["input_ids"] == p + c + [1]
     assert ex["labels"] == [-100] * len(p) + c + [1]
     assert tok.decode(p) == "<bos>Q: hi\n" and tok.decode(c) == "ok"
+
+
+RESPONSES = ["\nParis.", "\n\n- Paris\n- Lyon", " Paris.", "  indented", ", and then", "...", ": yes",
+             "```python\ndef f(x):\n    return x * 2\n```", "def f(x):\n    return x", "{\"a\": [1, 2]}"]
+
+
+def check_boundary(tok, prompt, completion, add_special=True):
+    """The exact tensors for one example, and the response text that carries loss."""
+    ex = encode_example(prompt, completion, tok, max_length=4096, add_special_tokens=add_special)
+    p = tok(prompt, add_special_tokens=add_special)["input_ids"]
+    c = tok(completion, add_special_tokens=False)["input_ids"]
+    eos = tok.eos_token_id
+    assert ex["input_ids"] == p + c + [eos]
+    assert ex["labels"] == [IGNORE_INDEX] * len(p) + c + [eos]
+    # the prompt part is exactly what the model gets at inference, the trained part exactly the response
+    assert tok.decode(ex["input_ids"][: len(p)], skip_special_tokens=add_special) == prompt
+    assert tok.decode([t for t in ex["labels"] if t != IGNORE_INDEX]) == completion + tok.eos_token
+    # padded with another example: -100 on the prompt and on the padding, the response + one EOS are targets
+    short = encode_example("Q:\n", "ok", tok, max_length=64)
+    batch = Collator(pad_token_id=tok.pad_token_id, packing=False)([short, ex])
+    n = len(ex["input_ids"])
+    m = len(short["input_ids"])
+    assert batch["labels"][1].tolist() == ex["labels"]
+    assert batch["labels"][0].tolist() == short["labels"] + [IGNORE_INDEX] * (n - m)
+    assert batch["attention_mask"].tolist() == [[1] * m + [0] * (n - m), [1] * n]
+
+
+def test_boundary_merge_does_not_hide_the_first_response_token():
+    """A tokenizer whose merges cross whitespace (like Gemma's): ':\n' + '\n' is one '\n\n' token in the
+    joint text. Tokenising prompt + response together and masking len(prompt ids) would mask that token."""
+    corpus = [PROMPT + "\n" + r for r in ["Paris", "- a\n- b", "Lyon is nice"]] * 8
+    tok = make_tokenizer(vocab_size=400, corpus=corpus + CORPUS_EXTRA, split_words=False)
+    joint = tok(PROMPT + "\nParis.")["input_ids"]
+    assert joint[: len(tok(PROMPT)["input_ids"])] != tok(PROMPT)["input_ids"]  # the merge is real here
+    for completion in RESPONSES:
+        check_boundary(tok, PROMPT, completion)
 
 
 def test_pad_equal_to_eos_still_learns_to_stop(tok):
@@ -201,3 +239,27 @@ def test_packing_on_the_embedded_gemma():
             total += model(**Collator(tok.pad_token_id, packing=False)([ex])).loss.item() * k
             n += k
     assert packed == pytest.approx(total / n, abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["embedded", "smollm2"])
+def test_boundary_with_real_tokenizers(spec):
+    """The embedded Gemma 3 and SmolLM2 tokenizers, Alpaca and chat prompts, responses that begin with a
+    newline, whitespace, punctuation or code: exact ids and labels, and the trained text is the response."""
+    from transformers import AutoTokenizer
+
+    from selfinstruct.models import ModelError, resolve_model
+
+    try:
+        tok = AutoTokenizer.from_pretrained(resolve_model(spec))
+    except ModelError as e:
+        pytest.skip(str(e))
+    for completion in RESPONSES:
+        check_boundary(tok, PROMPT, completion)
+        if tok.chat_template:
+            row = {"instruction": ROW["instruction"], "input": "", "output": completion}
+            prompt = format_example(row, "chat", tok)[0]
+            check_boundary(tok, prompt, completion, add_special=False)
+    if spec == "embedded":  # the case the review found: ':\n' + '\n' merge in Gemma's tokenizer
+        joint = tok(PROMPT + "\nParis.")["input_ids"]
+        assert joint[: len(tok(PROMPT)["input_ids"])] != tok(PROMPT)["input_ids"]

@@ -30,13 +30,17 @@ CORPUS = [
 ]
 
 
-def make_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None, chat_template: bool = True):
-    """A byte-level BPE tokenizer (any text encodes) that prepends <bos>, like Llama/Gemma."""
+def make_tokenizer(vocab_size: int = 600, corpus: list[str] | None = None, chat_template: bool = True,
+                   split_words: bool = True):
+    """A byte-level BPE tokenizer (any text encodes) that prepends <bos>, like Llama/Gemma.
+
+    ``split_words=False`` lets merges cross word and whitespace boundaries (as
+    SentencePiece tokenizers such as Gemma's do), e.g. ``":\n" + "\n"`` -> ``":\n\n"``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=split_words)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
