@@ -218,6 +218,9 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
               help="Stop after this many optimizer steps (overrides --epochs).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
               help="Examples per device per micro-batch (packed into one row with --packing).")
+@click.option("--max-batch-tokens", default=None, type=click.IntRange(min=0),
+              help="Batch by tokens: up to N tokens per device per micro-batch (default 16384 on GPU; "
+                   "0 = --batch-size examples, the CPU default).")
 @click.option("--grad-accum", default=1, show_default=True, type=click.IntRange(min=1),
               help="Micro-batches per optimizer step.")
 @click.option("--lr", default=2e-5, show_default=True, type=click.FloatRange(min=0, min_open=True),
@@ -247,6 +250,13 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
               help="Log loss, learning rate and tokens/s every N steps (metrics.jsonl).")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the model folder.")
+@click.option("--attn", default="auto", show_default=True,
+              type=click.Choice(["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]),
+              help="Attention kernel; auto: flash-attention varlen if installed, else flex attention "
+                   "(GPU), else SDPA with a block-diagonal mask. The choice is printed.")
+@click.option("--report-to", default="none", show_default=True,
+              help="Also log to: tensorboard (events in OUT/tensorboard), wandb, mlflow or trackio; "
+                   "comma-separated; none = only metrics.jsonl and loss.png.")
 def train_cmd(**kw):
     """Fine-tune every parameter of a causal LM on instruction data (loss on responses only)."""
     from .train import TrainOptions, train

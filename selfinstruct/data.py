@@ -153,6 +153,8 @@ class Collator:
         self.pad_token_id, self.packing, self.multiple = pad_token_id, packing, pad_to_multiple_of
 
     def __call__(self, features: list[dict]) -> dict:
+        if features and "examples" in features[0]:  # token-budget batches (see token_batches)
+            features = [ex for f in features for ex in f["examples"]]
         return self.pack(features) if self.packing else self.pad(features)
 
     @staticmethod
@@ -181,6 +183,44 @@ class Collator:
             mask.append([1] * n + [0] * (width - n))
         return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
                 "attention_mask": torch.tensor(mask), "use_cache": False}
+
+
+def token_batches(lengths: list[int], max_tokens: int, seed: int = 42, packing: bool = True) -> list[list[int]]:
+    """Group example indices into micro-batches of at most ``max_tokens`` tokens (``--max-batch-tokens``).
+
+    Packed: the examples in a seeded random order, each batch filled until the next
+    example would not fit. Padded: sorted by length, so that rows x longest row stays
+    within the budget, then the batches are shuffled. An example longer than the
+    budget is a batch on its own. Deterministic for a seed (resume needs the same batches).
+    """
+    import random
+
+    order = list(range(len(lengths)))
+    rng = random.Random(seed)
+    if packing:
+        rng.shuffle(order)
+    else:
+        order.sort(key=lambda i: (lengths[i], i))
+    batches, cur, cur_sum, cur_max = [], [], 0, 0
+    for i in order:
+        n = lengths[i]
+        cost = cur_sum + n if packing else (len(cur) + 1) * max(cur_max, n)
+        if cur and cost > max_tokens:
+            batches.append(cur)
+            cur, cur_sum, cur_max = [], 0, 0
+        cur.append(i)
+        cur_sum, cur_max = cur_sum + n, max(cur_max, n)
+    if cur:
+        batches.append(cur)
+    if not packing:
+        rng.shuffle(batches)
+    return batches
+
+
+def group_examples(examples: list[dict], max_tokens: int, seed: int, packing: bool) -> list[dict]:
+    """The dataset items of token-budget batching: one item per micro-batch, ``{"examples": [...]}``."""
+    batches = token_batches([len(e["input_ids"]) for e in examples], max_tokens, seed, packing)
+    return [{"examples": [examples[i] for i in b]} for b in batches]
 
 
 def count_tokens(examples: list[dict]) -> tuple[int, int]:

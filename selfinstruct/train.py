@@ -25,13 +25,14 @@ from . import data as D
 from .formatting import TemplateError, check_template
 from .models import ModelError, load_error, resolve_model
 from .records import InputError
+from .sft import attention_candidates, batch_tokens_default, report_callbacks, report_to_error, report_to_list
 from .writers import (
     JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
 )
 
 # options that must match when resuming (same data order and LR schedule)
 RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",
-               "weight_decay", "max_length", "val_fraction", "template", "packing", "seed")
+               "weight_decay", "max_length", "val_fraction", "template", "packing", "seed", "max_batch_tokens")
 
 
 @dataclasses.dataclass
@@ -58,6 +59,9 @@ class TrainOptions:
     logging_steps: int = 10
     skip_invalid: bool = False
     trust_remote_code: bool = False
+    max_batch_tokens: int | None = None  # None: 16384 on GPU, 0 (--batch-size examples) on CPU
+    attn: str = "auto"
+    report_to: str = "none"
 
 
 def warn(msg: str) -> None:
@@ -111,30 +115,35 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return max(done)[1] if done else None
 
 
-def device_settings() -> dict:
-    """bf16 autocast, fused AdamW and varlen flash attention on GPU; fp32 + SDPA on CPU."""
+def device_settings(attn: str = "auto") -> dict:
+    """bf16 autocast, fused AdamW and packed-row attention (flash varlen, flex, SDPA) on GPU; fp32 + SDPA on CPU."""
     import torch
 
     if torch.cuda.is_available():
         bf16 = torch.cuda.is_bf16_supported()
-        # varlen kernels read the packed position ids; without flash-attn, SDPA gets a block-diagonal mask
-        flash = bf16 and importlib.util.find_spec("flash_attn") is not None
         return {"cuda": True, "bf16": bf16, "optim": "adamw_torch_fused",
-                "attn": "flash_attention_2" if flash else "sdpa"}
+                "attn": attention_candidates(attn, True, bf16)}
     warn("no GPU: full fine-tuning on CPU is slow (minutes per 100 steps for a 270M model); "
          "use it for small checks, train real runs on a GPU")
-    return {"cuda": False, "bf16": False, "optim": "adamw_torch", "attn": "sdpa"}
+    return {"cuda": False, "bf16": False, "optim": "adamw_torch", "attn": attention_candidates(attn, False, False)}
 
 
-def load_model(path: str, attn: str, trust_remote_code: bool):
+def load_model(path: str, attn: list[str], trust_remote_code: bool):
+    """The model with the first attention kernel in ``attn`` that this model and install accept."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    try:  # fp32 master weights; bf16 runs as autocast (TrainingArguments.bf16)
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn,
-                                                    use_safetensors=True, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, ImportError) as e:
-        raise load_error(path, e) from e
+    for i, impl in enumerate(attn):
+        try:  # fp32 master weights; bf16 runs as autocast (TrainingArguments.bf16)
+            return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=impl,
+                                                        use_safetensors=True, trust_remote_code=trust_remote_code)
+        except (ValueError, ImportError) as e:
+            if i + 1 < len(attn) and ("attn" in str(e).lower() or "attention" in str(e).lower()):
+                warn(f"attention {impl} unavailable ({str(e).splitlines()[0][:120]}); trying {attn[i + 1]}")
+                continue
+            raise load_error(path, e) from e
+        except OSError as e:
+            raise load_error(path, e) from e
 
 
 def steps_value(x: float | None):
@@ -149,10 +158,11 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
 
     eval_steps = steps_value(opts.eval_steps)
     save_steps = steps_value(opts.save_steps) if opts.save_steps is not None else eval_steps
+    batch = 1 if opts.max_batch_tokens else opts.batch_size  # a token-budget batch is one dataset item
     return TrainingArguments(
         output_dir=str(Path(opts.out) / "checkpoints"),
         num_train_epochs=opts.epochs, max_steps=opts.max_steps or -1,
-        per_device_train_batch_size=opts.batch_size, per_device_eval_batch_size=opts.batch_size,
+        per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
         gradient_accumulation_steps=opts.grad_accum,
         learning_rate=opts.lr, lr_scheduler_type="cosine", warmup_steps=opts.warmup_ratio,
         weight_decay=opts.weight_decay, max_grad_norm=1.0, optim=dev["optim"], bf16=dev["bf16"],
@@ -161,9 +171,10 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         eval_strategy="steps" if has_val else "no", eval_steps=eval_steps if has_val else None,
         save_strategy="steps", save_steps=save_steps, save_total_limit=2,
         load_best_model_at_end=has_val, metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=opts.logging_steps, logging_first_step=True, report_to="none",
+        logging_steps=opts.logging_steps, logging_first_step=True,
+        report_to=report_to_list(opts.report_to),
         seed=opts.seed, data_seed=opts.seed, remove_unused_columns=False,
-        train_sampling_strategy="random" if opts.packing else "group_by_length",
+        train_sampling_strategy="random" if opts.packing or opts.max_batch_tokens else "group_by_length",
         include_num_input_tokens_seen="non_padding", dataloader_pin_memory=dev["cuda"],
     )
 
@@ -271,6 +282,12 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     rows = D.load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped)
     for err in skipped:
         warn(f"skipped {err}")
+    if report_to_error(opts.report_to):
+        raise ModelError(report_to_error(opts.report_to))
+    if opts.max_batch_tokens is None:  # the device's default, saved so that --resume compares it
+        import torch
+
+        opts = dataclasses.replace(opts, max_batch_tokens=batch_tokens_default(torch.cuda.is_available()))
     saved_args = {**dataclasses.asdict(opts), "data_sha256": sha256_file(D.data_file(opts.data))}
     last_ckpt = check_out_dir(opts, saved_args)
 
@@ -317,17 +334,27 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
             echo(f"resuming from {last_ckpt or 'the start (no checkpoint yet)'}")
 
     # 3. model and Trainer
-    from transformers import Trainer
     from transformers.trainer_callback import ProgressCallback
 
-    dev = device_settings()
+    from .loss import use_chunked_loss
+    from .sft import trainer_class
+
+    dev = device_settings(opts.attn)
     model = load_model(model_path, dev["attn"], opts.trust_remote_code)
+    chunked = use_chunked_loss(model)
+    echo(f"attention: {model.config._attn_implementation}; loss: "
+         f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
+         f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}")
     collator = D.Collator(tokenizer.pad_token_id, packing=opts.packing,
                           pad_to_multiple_of=8 if dev["cuda"] and not opts.packing else None)
+    train_ds, val_ds = train_ex, val_ex
+    if opts.max_batch_tokens:
+        train_ds = D.group_examples(train_ex, opts.max_batch_tokens, opts.seed, opts.packing)
+        val_ds = D.group_examples(val_ex, opts.max_batch_tokens, opts.seed, opts.packing)
     metrics_cb, progress_cb = make_callbacks(metrics_path)
-    trainer = Trainer(model=model, args=training_arguments(opts, dev, bool(val_ex)), data_collator=collator,
-                      train_dataset=train_ex, eval_dataset=val_ex or None, processing_class=tokenizer,
-                      callbacks=[metrics_cb, *callbacks])
+    trainer = trainer_class()(model=model, args=training_arguments(opts, dev, bool(val_ex)), data_collator=collator,
+                              train_dataset=train_ds, eval_dataset=val_ds or None, processing_class=tokenizer,
+                              callbacks=[metrics_cb, *report_callbacks(opts.report_to, opts.out), *callbacks])
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress_cb)
     result = trainer.train(resume_from_checkpoint=last_ckpt)

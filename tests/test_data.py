@@ -4,7 +4,8 @@ import json
 import pytest
 import torch
 
-from selfinstruct.data import (IGNORE_INDEX, Collator, encode_example, encode_rows, load_rows, split_rows)
+from selfinstruct.data import (IGNORE_INDEX, Collator, encode_example, encode_rows, group_examples, load_rows,
+                               split_rows, token_batches)
 from selfinstruct.formatting import format_example
 from selfinstruct.records import InputError
 from tiny import CORPUS as CORPUS_EXTRA
@@ -126,6 +127,32 @@ def test_collator_pads_dynamically():
     assert b["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and b["use_cache"] is False
     b = Collator(pad_token_id=0, packing=False, pad_to_multiple_of=4)(feats)
     assert b["input_ids"].tolist() == [[5, 6, 7, 0], [8, 0, 0, 0]]
+
+
+def test_token_batches_fill_a_token_budget():
+    lengths = [5, 9, 3, 7, 2, 8, 4, 6, 1, 10]
+    packed = token_batches(lengths, 12, seed=3)
+    assert sorted(i for b in packed for i in b) == list(range(10))  # every example exactly once
+    assert all(sum(lengths[i] for i in b) <= 12 for b in packed)
+    assert packed == token_batches(lengths, 12, seed=3) != token_batches(lengths, 12, seed=4)
+    # greedy fill: a batch closes only when the next example does not fit
+    for a, b in zip(packed, packed[1:]):
+        assert sum(lengths[i] for i in a) + lengths[b[0]] > 12
+    padded = token_batches(lengths, 12, seed=3, packing=False)
+    assert sorted(i for b in padded for i in b) == list(range(10))
+    assert all(len(b) * max(lengths[i] for i in b) <= 12 for b in padded)
+    assert sorted(map(sorted, padded)) == sorted(map(sorted, [[8, 4, 2], [6, 0], [7], [3], [5], [1], [9]]))
+    assert token_batches([30, 2], 10) in ([[0], [1]], [[1], [0]])  # too long: a batch of its own
+
+
+def test_collator_flattens_token_budget_batches():
+    feats = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7]}, {"input_ids": [8, 9], "labels": [8, 9]},
+             {"input_ids": [4], "labels": [4]}]
+    items = group_examples(feats, 5, seed=0, packing=True)
+    assert [len(it["examples"]) for it in items] in ([2, 1], [1, 2])
+    b = Collator(pad_token_id=0, packing=True)(items[:1])
+    assert b["input_ids"].shape[1] == sum(len(f["input_ids"]) for f in items[0]["examples"])
+    assert b["position_ids"][0].tolist() == [p for f in items[0]["examples"] for p in range(len(f["input_ids"]))]
 
 
 def test_split_is_deterministic_and_order_free():

@@ -1,5 +1,6 @@
 """`selfinstruct train` end to end on a tiny random Llama (CPU, a few seconds per run)."""
 import json
+import logging
 
 import pytest
 import torch
@@ -7,6 +8,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from selfinstruct.cli import main
+from selfinstruct.data import token_batches
 from selfinstruct.train import TrainOptions, train
 from tiny import make_tiny_model_dir
 
@@ -30,17 +32,37 @@ def setup(tmp_path_factory):
     return root, base, data
 
 
+class Records(logging.Handler):
+    """transformers' log lines (its logger does not propagate, so caplog misses them)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+    def __enter__(self):
+        logging.getLogger("transformers").addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("transformers").removeHandler(self)
+
+
 @pytest.fixture(scope="module")
 def run(setup):
     root, base, data = setup
     out = root / "run"
-    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base), "--out", str(out), *ARGS])
+    with Records() as logs:
+        res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base), "--out", str(out),
+                                        *ARGS])
     assert res.exit_code == 0, res.output
-    return out, res.output
+    return out, res.output, logs.lines
 
 
 def test_output_folder_layout(run):
-    out, output = run
+    out, output, _ = run
     for name in ("config.json", "model.safetensors", "tokenizer.json", "generation_config.json",
                  "metrics.jsonl", "loss.png", "val.jsonl", "train_args.json"):
         assert (out / name).is_file(), name
@@ -56,7 +78,7 @@ def test_output_folder_layout(run):
 
 
 def test_loss_falls_and_validation_is_logged(run):
-    out, _ = run
+    out, _, _ = run
     losses = [r["loss"] for r in metrics(out, "train")]
     assert [r["step"] for r in metrics(out, "train")] == list(range(1, 13))
     assert losses[-1] < 0.6 * losses[0]  # random init: about ln(vocab) = 6.4
@@ -67,7 +89,7 @@ def test_loss_falls_and_validation_is_logged(run):
 
 def test_every_parameter_changes(setup, run):
     _, base, _ = setup
-    out, _ = run
+    out, _, _ = run
     before, after = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
     assert before.keys() == after.keys() and len(before) > 10
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
@@ -77,8 +99,13 @@ def test_every_parameter_changes(setup, run):
 def test_saved_model_reloads_and_generates(run):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    out, _ = run
-    model = AutoModelForCausalLM.from_pretrained(out)
+    out, _, train_logs = run
+    # the tied lm_head is stored once (under the embeddings): neither the best-model reload at the end
+    # of training nor a later from_pretrained may call it missing
+    assert not [line for line in train_logs if "missing" in line.lower()], train_logs
+    with Records() as logs:
+        model = AutoModelForCausalLM.from_pretrained(out)
+    assert not [line for line in logs.lines if "missing" in line.lower() or "lm_head" in line], logs.lines
     tok = AutoTokenizer.from_pretrained(out)
     assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()  # tied, as trained
     assert json.loads((out / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
@@ -113,8 +140,10 @@ def test_resume_continues_the_same_run(setup, run):
     assert res.exit_code == 2 and "not empty" in res.output
     res = CliRunner().invoke(main, [*cli, "--resume", "--lr", "5e-2"])
     assert res.exit_code == 2 and "different lr" in res.output
-    res = CliRunner().invoke(main, [*cli, "--resume"])
+    with Records() as logs:
+        res = CliRunner().invoke(main, [*cli, "--resume"])
     assert res.exit_code == 0, res.output
+    assert not [line for line in logs.lines if "missing" in line.lower()], logs.lines
     assert "resuming from" in res.output and "checkpoint-4" in res.output
     state = json.loads((out / "checkpoints" / "checkpoint-12" / "trainer_state.json").read_text())
     assert state["global_step"] == 12
@@ -159,3 +188,48 @@ def test_no_packing_pads_length_grouped_batches(setup, tmp_path):
     summary = metrics(out, "summary")[-1]
     assert summary["val_examples"] == 0 and summary["best_eval_loss"] is None
     assert (out / "model.safetensors").is_file() and (out / "val.jsonl").read_text() == ""
+
+
+def test_max_batch_tokens_batches_by_tokens(setup, tmp_path):
+    root, base, data = setup
+    out = tmp_path / "tokens"
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base), "--out", str(out),
+                                    "--max-batch-tokens", "120", "--epochs", "1", "--val-fraction", "0.2",
+                                    "--logging-steps", "1", "--seed", "1", "--eval-steps", "100"])
+    assert res.exit_code == 0, res.output
+    assert "batches: up to 120 tokens" in res.output and "loss: chunked LM head" in res.output
+    summary = metrics(out, "summary")[-1]
+    # one optimizer step per token-budget batch: 16 examples of ~30 tokens, at most 120 tokens a batch
+    from transformers import AutoTokenizer
+
+    from selfinstruct.data import encode_rows, load_rows, split_rows
+
+    tok = AutoTokenizer.from_pretrained(base)
+    train_rows, _ = split_rows(load_rows(data), 0.2, 1)
+    lengths = [len(e["input_ids"]) for e in encode_rows(train_rows, tok)[0]]
+    batches = token_batches(lengths, 120, seed=1)
+    assert summary["step"] == len(batches) and 4 <= len(batches) < 16
+    assert all(sum(lengths[i] for i in b) <= 120 for b in batches)
+    assert json.loads((out / "train_args.json").read_text())["max_batch_tokens"] == 120
+    tokens = [r["tokens"] for r in metrics(out, "train")]
+    assert tokens[-1] == sum(lengths)  # every example seen once
+
+
+def test_report_to_tensorboard(setup, tmp_path):
+    pytest.importorskip("tensorboard")
+    root, base, data = setup
+    out = tmp_path / "tb"
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base), "--out", str(out),
+                                    "--max-steps", "2", "--batch-size", "4", "--val-fraction", "0",
+                                    "--logging-steps", "1", "--report-to", "tensorboard"])
+    assert res.exit_code == 0, res.output
+    events = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2]
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(tmp_path / "no-model"),
+                                    "--out", str(tmp_path / "x"), "--report-to", "bogus"])
+    assert res.exit_code == 2 and "unknown integration 'bogus'" in res.output and not (tmp_path / "x").exists()
