@@ -17,6 +17,8 @@ weight as they would for the plain forward.
 """
 from __future__ import annotations
 
+import types
+
 import torch
 
 IGNORE_INDEX = -100
@@ -118,15 +120,17 @@ def use_chunked_loss(model) -> bool:
     original = model.forward
     softcap = getattr(model.config, "final_logit_softcapping", None)
 
-    def forward(input_ids=None, attention_mask=None, position_ids=None, labels=None, num_items_in_batch=None,
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, labels=None, num_items_in_batch=None,
                 **kwargs):
         if labels is None:
             return original(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                             **kwargs)
         kwargs.pop("logits_to_keep", None)
-        out = base(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
-        loss = causal_lm_loss(out[0], head.weight, labels, num_items_in_batch, softcap)
+        decoder = getattr(self, self.base_model_prefix)
+        out = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
+        loss = causal_lm_loss(out[0], self.get_output_embeddings().weight, labels, num_items_in_batch, softcap)
         return CausalLMOutputWithPast(loss=loss)
 
-    model.forward = forward
+    # a bound method, as accelerate expects when it wraps forward for mixed precision
+    model.forward = types.MethodType(forward, model)
     return True
