@@ -287,7 +287,8 @@ def train_cmd(**kw):
               help="API key for an openai:MODEL judge; prefer the OPENAI_API_KEY environment variable. "
                    "Never written to disk.")
 @click.option("--examples", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Best and worst rows (by ROUGE-L gap between the first two models) shown in the reports.")
+              help="Rows with the largest ROUGE-L gains and losses of the second model over the first "
+                   "(ties are counted, not shown) in the reports.")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the model folders.")
 def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, template, temperature, judge,

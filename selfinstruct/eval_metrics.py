@@ -92,11 +92,15 @@ def summarize(scored: list[dict], references: list[str] | None = None) -> dict:
 
 def compare_models(names: list[str], scored: dict[str, list[dict]], *, seed: int = 0) -> list[dict]:
     """The first model (A) against each other one (B): paired ROUGE-L statistics and a headline."""
+    def shares(name: str, side: str) -> dict:
+        return {f"{k}_{side}": _mean(s[k] for s in scored[name]) for k in ("empty", "echo", "runaway")}
+
     a = [s["rouge_l"] for s in scored[names[0]]]
     out = []
     for name in names[1:]:
         cmp = paired_comparison(a, [s["rouge_l"] for s in scored[name]], seed=seed)
-        out.append({"a": names[0], "b": name, **cmp, "headline": headline(names[0], name, cmp)})
+        out.append({"a": names[0], "b": name, **cmp, **shares(names[0], "a"), **shares(name, "b"),
+                    "headline": headline(names[0], name, cmp)})
     return out
 
 

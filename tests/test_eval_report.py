@@ -28,20 +28,21 @@ def make_report(base_answers, base_scores, tuned_answers, tuned_scores, k=3):
 
 def test_report_leads_with_the_comparison_and_names_a_collapse():
     n = 20
-    base = [f"base answer {i}" for i in range(n)]
+    base = [""] + [f"base answer {i}" for i in range(1, n)]
     tuned = ["Thank you"] * n                      # the demo's collapse: one answer for every prompt
     base_scores = [0.2] * 10 + [0.0] * 10
     tuned_scores = [0.0] * 10 + [0.0] * 8 + [0.5, 0.4]   # 10 losses, 8 ties, 2 wins
     summary, md, page = make_report(base, base_scores, tuned, tuned_scores)
     c = summary["comparisons"][0]
     assert (c["wins"], c["ties"], c["losses"]) == (2, 8, 10)
+    assert (c["empty_a"], c["empty_b"], c["echo_b"], c["runaway_b"]) == (0.05, 0.0, 0.0, 0.0)
     assert c["headline"].startswith(
         "tuned is not clearly different from embedded: ROUGE-L 0.045 vs 0.100, -0.055 [95% CI ")
     assert c["headline"].endswith(", 2 wins / 8 ties / 10 losses")
     lines = md.splitlines()
     assert lines[0] == "# Eval report"
     assert lines[2] == f"**{c['headline']}**  "
-    assert lines[3] == "Empty / echoing / runaway answers: embedded 0.0% / 0.0% / 0.0%; tuned 0.0% / 0.0% / 0.0%."
+    assert lines[3] == "Empty / echoing / runaway answers: embedded 5.0% / 0.0% / 0.0%; tuned 0.0% / 0.0% / 0.0%."
     assert lines[5] == ("**COLLAPSE: tuned gives the same answer to 100.0% of rows, 5.0 distinct answers per 100 "
                         "rows. Its most common answer:** ` Thank you `")
     assert summary["metrics"]["tuned"]["collapse"] and not summary["metrics"]["embedded"]["collapse"]
