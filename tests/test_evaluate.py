@@ -82,6 +82,9 @@ def test_summarize_flags_a_collapsed_model():
     assert s["distinct_per_100"] == pytest.approx(100 / 12)
     varied = [{**row, "answer": f"answer {i}"} for i in range(12)]
     assert not summarize(varied)["collapse"]
+    labels = ["positive", "negative"] * 6                 # a classification set: its references repeat too
+    right = [{**row, "answer": label} for label in labels]
+    assert not summarize(right, labels)["collapse"] and summarize(right)["collapse"]
 
 
 def test_sample_rows_is_seeded_and_keeps_file_order(tmp_path):
