@@ -149,6 +149,8 @@ def test_judge_server_options_are_checked(tmp_path, models):
                             "--judge", str(models[0]), "--judge-api-key", "k"), "are for openai:MODEL judges")
     assert_refused(run_eval("--model", models[0], "--data", data, "--out", out, "--judge", "openai:x"),
                    "give a second --model")
+    assert_refused(run_eval("--model", models[0], "--model", models[1], "--data", data, "--out", out,
+                            "--judge", "no-such-judge"), "--judge no-such-judge: unknown teacher")
     assert not out.exists()
 
 
