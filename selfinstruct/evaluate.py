@@ -257,7 +257,8 @@ def _run(rows, names, paths, models, prompts, data, out, teacher, judge, *, limi
 
     from .eval_report import write_eval_reports
 
-    out.mkdir(parents=True, exist_ok=True)                    # 5. every answer is in: write
+    check_new_files(out, RESULT_FILES)                        # 5. every answer is in: write (still nothing
+    out.mkdir(parents=True, exist_ok=True)                    #    overwritten, should another run have written)
     write_jsonl(out / "results.jsonl", result_rows(rows, names, scored))
     if judged is not None:
         write_jsonl(out / "judge.jsonl", judged)
