@@ -27,7 +27,7 @@ METRICS = [  # (key, label, kind)
     ("words", "Mean length (words)", "float1"),
     ("top_answer_share", "Most common answer's share", "pct"),
     ("distinct_per_100", "Distinct answers per 100 rows", "float1"),
-    ("collapse", "Collapse (one answer for most rows)", "bool"),
+    ("collapse", "Collapse (one answer for most rows; n/a under 10 rows)", "bool"),
     ("seconds", "Load + generation time (s)", "float1"),
 ]
 

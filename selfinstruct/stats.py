@@ -94,10 +94,11 @@ def answer_diversity(answers: list[str], key=str.strip) -> dict:
             "distinct": len(counts), "distinct_per_100": 100.0 * len(counts) / len(answers)}
 
 
-def is_collapse(div: dict, reference: dict | None = None) -> bool:
-    """The collapse rule of this module's docstring (``reference``: the references' diversity)."""
+def is_collapse(div: dict, reference: dict | None = None) -> bool | None:
+    """The collapse rule of this module's docstring (``reference``: the references' diversity);
+    None when there are too few rows to tell."""
     if div["rows"] < COLLAPSE_MIN_ROWS:
-        return False
+        return None
     top_limit, distinct_limit = COLLAPSE_TOP_SHARE, COLLAPSE_DISTINCT_PER_100
     if reference and reference.get("top_share") is not None:
         top_limit = max(top_limit, reference["top_share"])
