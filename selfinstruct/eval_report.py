@@ -106,8 +106,8 @@ def tie_note(summary: dict, scored: dict) -> str | None:
         return None
     a, b = (scored[n] for n in names[:2])
     ties = sum(x["rouge_l"] == y["rouge_l"] for x, y in zip(a, b))
-    return (f"{ties} of {len(a)} rows tie ({names[1]} and {names[0]} have equal ROUGE-L) and are not shown "
-            "below; only rows that differ are.")
+    return (f"{ties} of {len(a)} rows tie ({names[1]} and {names[0]} have equal ROUGE-L); "
+            "the examples below show only rows that differ.")
 
 
 def judge_row(j: dict) -> list[str]:

@@ -46,7 +46,7 @@ def test_report_leads_with_the_comparison_and_names_a_collapse():
     assert lines[5] == ("**COLLAPSE: tuned gives the same answer to 100.0% of rows, 5.0 distinct answers per 100 "
                         "rows. Its most common answer:** ` Thank you `")
     assert summary["metrics"]["tuned"]["collapse"] and not summary["metrics"]["embedded"]["collapse"]
-    assert "8 of 20 rows tie (tuned and embedded have equal ROUGE-L) and are not shown below" in md
+    assert "8 of 20 rows tie (tuned and embedded have equal ROUGE-L); the examples below show only rows that differ" in md
     assert md.count("### Row ") == 2 + 3           # the 2 gains, the 3 largest losses; no tie
     assert "ROUGE-L: embedded 0.000, tuned 0.000" not in md
     body = page.split("<body>")[1]
