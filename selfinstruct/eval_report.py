@@ -1,5 +1,9 @@
 """report.md and a self-contained report.html for `selfinstruct eval`.
 
+Both lead with the comparison of each model against the first (mean ROUGE-L, paired
+difference with its bootstrap interval, wins / ties / losses), the shares of empty,
+echoing and runaway answers, and a line for each model that collapsed (``stats.py``).
+
 Every piece of data text goes through ``html.escape`` in the HTML, and into
 fenced code blocks in the Markdown, so model output can never become markup.
 """
@@ -21,6 +25,9 @@ METRICS = [  # (key, label, kind)
     ("echo", "Echoing answers", "pct"),
     ("runaway", "Runaway answers (hit max new tokens)", "pct"),
     ("words", "Mean length (words)", "float1"),
+    ("top_answer_share", "Most common answer's share", "pct"),
+    ("distinct_per_100", "Distinct answers per 100 rows", "float1"),
+    ("collapse", "Collapse (one answer for most rows; n/a under 10 rows)", "bool"),
     ("seconds", "Load + generation time (s)", "float1"),
 ]
 
@@ -28,7 +35,36 @@ METRICS = [  # (key, label, kind)
 def fmt(value, kind: str) -> str:
     if value is None:
         return "n/a"
+    if kind == "bool":
+        return "YES" if value else "no"
     return {"pct": f"{100 * value:.1f}%", "float": f"{value:.3f}", "float1": f"{value:.1f}"}.get(kind, str(value))
+
+
+def lead_lines(summary: dict) -> list[str]:
+    """The report's first lines (plain text): each comparison's headline, then the failure shares."""
+    names, m = summary["models"], summary["metrics"]
+    lines = [c["headline"] for c in summary.get("comparisons", [])]
+    if not lines:
+        lines = [f"{names[0]}: ROUGE-L {fmt(m[names[0]]['rouge_l'], 'float')} over {summary['rows']} rows"]
+    shares = "; ".join(f"{n} {fmt(m[n]['empty'], 'pct')} / {fmt(m[n]['echo'], 'pct')} / {fmt(m[n]['runaway'], 'pct')}"
+                       for n in names)
+    return lines + [f"Empty / echoing / runaway answers: {shares}."]
+
+
+def collapse_lines(summary: dict, scored: dict) -> list[tuple[str, str]]:
+    """(text, an answer as the model wrote it) for each model flagged as collapsed."""
+    from .eval_metrics import normalize
+
+    out = []
+    for n in summary["models"]:
+        m = summary["metrics"][n]
+        if not m.get("collapse"):
+            continue
+        answer = next((s["answer"] for s in scored[n] if normalize(s["answer"]) == m["top_answer"]), "")
+        out.append((f"COLLAPSE: {n} gives the same answer to {fmt(m['top_answer_share'], 'pct')} of rows, "
+                    f"{m['distinct_per_100']:.1f} distinct answers per 100 rows. Its most common answer:",
+                    answer[:200] + ("…" if len(answer) > 200 else "")))
+    return out
 
 
 def metric_rows(summary: dict) -> list[list[str]]:
@@ -56,13 +92,22 @@ def distribution_rows(summary: dict, scored: dict) -> list[list[str]]:
     return out
 
 
-def comparison_row(summary: dict, scored: dict) -> list[str] | None:
-    if len(summary["models"]) < 2:
+def comparison_rows(summary: dict) -> list[list[str]]:
+    """One row per comparison of a model (B) with the first (A)."""
+    return [[c["a"], c["b"], f"{c['mean_a']:.3f}", f"{c['mean_b']:.3f}", f"{c['diff']:+.3f}",
+             f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]", str(c["wins"]), str(c["ties"]), str(c["losses"])]
+            for c in summary.get("comparisons", [])]
+
+
+def tie_note(summary: dict, scored: dict) -> str | None:
+    """How many rows the example sections leave out because the first two models tie on them."""
+    names = summary["models"]
+    if len(names) < 2:
         return None
-    a, b = (scored[n] for n in summary["models"][:2])
-    ahead = sum(y["rouge_l"] > x["rouge_l"] for x, y in zip(a, b))
-    behind = sum(y["rouge_l"] < x["rouge_l"] for x, y in zip(a, b))
-    return [str(ahead), str(behind), str(len(a) - ahead - behind)]
+    a, b = (scored[n] for n in names[:2])
+    ties = sum(x["rouge_l"] == y["rouge_l"] for x, y in zip(a, b))
+    return (f"{ties} of {len(a)} rows tie ({names[1]} and {names[0]} have equal ROUGE-L); "
+            "the examples below show only rows that differ.")
 
 
 def judge_row(j: dict) -> list[str]:
@@ -73,7 +118,7 @@ def judge_row(j: dict) -> list[str]:
 
 JUDGE_HEAD = ["judge", "B wins", "A wins", "ties", "unparsed", "B win rate (ties = ½)", "95% Wilson CI"]
 DIST_HEAD = ["model", "min", "25%", "median", "75%", "max"]
-CMP_HEAD = ["B ahead", "A ahead", "equal"]
+CMP_HEAD = ["A", "B", "ROUGE-L A", "ROUGE-L B", "B − A", "95% CI (bootstrap)", "B wins", "ties", "B losses"]
 
 
 def header_text(summary: dict) -> str:
@@ -116,19 +161,34 @@ def md_block(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
+def md_code(text: str) -> str:
+    """An inline code span on one line, safe for any backticks inside."""
+    text = " ".join(text.split())
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {text} {fence}" if text else "(empty)"
+
+
 def render_markdown(summary: dict, rows: list[dict], scored: dict, best: list[int], worst: list[int]) -> str:
     names = summary["models"]
-    parts = ["# Eval report", "", header_text(summary), "", "## Metrics", "",
-             md_table(["metric", *names], metric_rows(summary)), "",
-             "## ROUGE-L distribution", "", md_table(DIST_HEAD, distribution_rows(summary, scored)), ""]
-    cmp = comparison_row(summary, scored)
-    if cmp:
-        parts += [f"Rows where B = {names[1]} scores above / below / equal to A = {names[0]}:", "",
-                  md_table(CMP_HEAD, [cmp]), ""]
+    lead = lead_lines(summary)
+    parts = ["# Eval report", "", *(f"**{_md_cell(x)}**  " for x in lead[:-1]), _md_cell(lead[-1]), ""]
+    for text, answer in collapse_lines(summary, scored):
+        parts += [f"**{text}** {md_code(answer)}", ""]
+    parts += [header_text(summary), ""]
+    if summary.get("comparisons"):
+        parts += ["## Comparison", "", "Paired over the same rows; the interval is a percentile bootstrap "
+                  f"({summary['comparisons'][0]['resamples']:,} resamples, seed {summary['comparisons'][0]['seed']}).",
+                  "", md_table(CMP_HEAD, comparison_rows(summary)), ""]
+    parts += ["## Metrics", "", md_table(["metric", *names], metric_rows(summary)), "",
+              "## ROUGE-L distribution", "", md_table(DIST_HEAD, distribution_rows(summary, scored)), ""]
     if summary.get("judge"):
         j = summary["judge"]
         parts += ["## Judge", "", f"Pairwise, each row asked twice with positions swapped; A = {j['a']}, "
                   f"B = {j['b']}.", "", md_table(JUDGE_HEAD, [judge_row(j)]), ""]
+    note = tie_note(summary, scored)
+    if note:
+        parts += [note, ""]
     for title, idx in examples(summary, rows, scored, best, worst):
         if not idx:
             continue
@@ -166,17 +226,25 @@ def _box(label: str, text: str, flags: list[str] = ()) -> str:
 
 def render_html(summary: dict, rows: list[dict], scored: dict, best: list[int], worst: list[int]) -> str:
     names = summary["models"]
-    body = ["<h1>Eval report</h1>", f"<p class=\"meta\">{e(header_text(summary))}</p>",
-            "<h2>Metrics</h2>", html_table(["metric", *names], metric_rows(summary)),
-            "<h2>ROUGE-L distribution</h2>", html_table(DIST_HEAD, distribution_rows(summary, scored))]
-    cmp = comparison_row(summary, scored)
-    if cmp:
-        body += [f"<p>Rows where B = {e(names[1])} scores above / below / equal to A = {e(names[0])}:</p>",
-                 html_table(CMP_HEAD, [cmp], 0)]
+    lead = lead_lines(summary)
+    body = ["<h1>Eval report</h1>", *(f"<p class=\"lead\">{e(x)}</p>" for x in lead[:-1]), f"<p>{e(lead[-1])}</p>"]
+    body += [f"<p class=\"collapse\">{e(text)} <code>{e(answer) or '(empty)'}</code></p>"
+             for text, answer in collapse_lines(summary, scored)]
+    body.append(f"<p class=\"meta\">{e(header_text(summary))}</p>")
+    if summary.get("comparisons"):
+        c0 = summary["comparisons"][0]
+        body += ["<h2>Comparison</h2>", f"<p>Paired over the same rows; the interval is a percentile bootstrap "
+                 f"({c0['resamples']:,} resamples, seed {c0['seed']}).</p>",
+                 html_table(CMP_HEAD, comparison_rows(summary), 2)]
+    body += ["<h2>Metrics</h2>", html_table(["metric", *names], metric_rows(summary)),
+             "<h2>ROUGE-L distribution</h2>", html_table(DIST_HEAD, distribution_rows(summary, scored))]
     if summary.get("judge"):
         j = summary["judge"]
         body += ["<h2>Judge</h2>", f"<p>Pairwise, each row asked twice with positions swapped; A = {e(j['a'])}, "
                  f"B = {e(j['b'])}.</p>", html_table(JUDGE_HEAD, [judge_row(j)])]
+    note = tie_note(summary, scored)
+    if note:
+        body.append(f"<p>{e(note)}</p>")
     for title, idx in examples(summary, rows, scored, best, worst):
         if not idx:
             continue

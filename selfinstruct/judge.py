@@ -13,7 +13,6 @@ import math
 import re
 
 from .prompts import fill, template
-from .writers import JsonlWriter
 
 _VERDICT = re.compile(r"verdict\s*[:=\-]?\s*\**\s*\"?\(?(1|2|tie|a|b)\b", re.I)
 _BARE = re.compile(r"^\W*(1|2|tie|a|b)\W*$", re.I)
@@ -99,24 +98,26 @@ def summarize_judgements(records: list[dict]) -> dict:
 
 
 def run_judge(spec: str, rows: list[dict], name_a: str, name_b: str, answers_a: list[str],
-              answers_b: list[str], path, log=print) -> dict:
-    """Judge with the teacher ``spec``; writes ``path`` (judge.jsonl) and returns the summary."""
+              answers_b: list[str], *, teacher=None, log=print) -> tuple[dict, list[dict]]:
+    """Judge with ``teacher`` (built from ``spec`` when None, and then closed here).
+
+    Returns the summary for metrics.json and one record per row for judge.jsonl.
+    """
     from .teachers import TeacherError, make_teacher
     from .models import ModelError
 
-    teacher = None
+    own = teacher is None
     try:
-        teacher = make_teacher(spec)
+        if own:
+            teacher = make_teacher(spec)
         records = judge_pairs(teacher, rows, answers_a, answers_b)
     except TeacherError as e:
         raise ModelError(f"--judge {spec}: {e}") from None
     finally:
-        if teacher is not None:
+        if own and teacher is not None:
             teacher.close()
-    with JsonlWriter(path) as w:
-        w.write_many(records)
     s = {"judge": spec, "a": name_a, "b": name_b, **summarize_judgements(records)}
     if s["win_rate"] is not None:
         log(f"  judge: {name_b} vs {name_a}: win rate {s['win_rate']:.3f} "
             f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}] over {s['n']} rows ({s['unparsed']} unparsed)")
-    return s
+    return s, records

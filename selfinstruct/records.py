@@ -284,16 +284,38 @@ def flatten_task(task: dict) -> list[dict]:
     return [{**meta, "input": i["input"], "output": i["output"]} for i in task["instances"]]
 
 
-def read_examples(path, *, skip_invalid: bool = False, skipped: list | None = None) -> list[dict]:
+def chat_example(row: dict) -> dict:
+    """A validated single-turn chat row as an Alpaca row: the user turn is the instruction (input
+    empty), the assistant's answer the output; ``messages`` is kept for chat templates."""
+    turns = [m for m in row["messages"] if m["role"] != "system"]
+    if [m["role"] for m in turns] != ["user", "assistant"]:
+        raise ValueError("a chat row here must be one user turn and the assistant's answer "
+                         f"(optionally after system messages); this one has {len(turns)} turns")
+    if not turns[0]["content"].strip():
+        raise ValueError("the user turn is empty")
+    return {**row, "instruction": turns[0]["content"], "input": "", "output": turns[1]["content"]}
+
+
+def read_examples(path, *, skip_invalid: bool = False, skipped: list | None = None, chat: bool = False,
+                  references: bool = False) -> list[dict]:
     """Alpaca rows from Alpaca or Self-Instruct files; tasks flatten to one row per instance.
 
-    Each row gets ``_line`` (its line in the file) for later messages; writers drop it.
+    ``chat``: single-turn chat rows are read too (:func:`chat_example`). ``references``: every
+    output must be non-empty (an eval scores answers against it). Each row gets ``_line`` (its
+    line in the file) for later messages; writers drop it.
     """
     def validate(raw):
         kind = row_kind(raw)
         if kind == "chat":
-            raise ValueError("a chat 'messages' row, expected {instruction, input, output}")
-        return validate_task(raw) if kind == "task" else validate_example(raw)
+            if not chat:
+                raise ValueError("a chat 'messages' row, expected {instruction, input, output}")
+            row = chat_example(validate_messages(raw))
+        else:
+            row = validate_task(raw) if kind == "task" else validate_example(raw)
+        outputs = [i["output"] for i in row["instances"]] if kind == "task" else [row["output"]]
+        if references and not all(o.strip() for o in outputs):
+            raise ValueError("empty reference output (nothing to score answers against)")
+        return row
 
     out = []
     for line, row in read_validated(path, validate, skip_invalid=skip_invalid, skipped=skipped):

@@ -68,6 +68,14 @@ def check_out_folder(path) -> Path:
     return path
 
 
+def check_new_files(folder, names) -> Path:
+    """An output folder (as :func:`check_out_folder`) that holds none of ``names`` yet."""
+    folder = check_out_folder(folder)
+    for name in names:
+        check_writable(folder / name)
+    return folder
+
+
 def repair_jsonl(path) -> int:
     """Cut a torn last line (one with no newline, left by a crash). Returns bytes removed."""
     path = Path(path)

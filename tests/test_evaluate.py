@@ -5,8 +5,10 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct.cli import main
-from selfinstruct.evaluate import (answer_flags, exact_match, generate, load_rows, normalize, pick_examples,
-                                   rouge_l, score_answer, summarize)
+from selfinstruct.eval_metrics import (answer_flags, exact_match, normalize, pick_examples, rouge_l, score_answer,
+                                       summarize)
+from selfinstruct.evaluate import generate, sample_rows
+from selfinstruct.records import read_examples
 from selfinstruct.judge import judge_pairs, parse_verdict, row_outcome, summarize_judgements, win_rate
 from selfinstruct.teachers import Completion
 
@@ -58,22 +60,42 @@ def test_summarize_and_pick_examples():
             {"rouge_l": 0.5, "exact_match": False, "empty": False, "echo": True, "runaway": True, "words": 6},
             {"rouge_l": 0.0, "exact_match": None, "empty": True, "echo": False, "runaway": False, "words": 0},
             {"rouge_l": 0.5, "exact_match": None, "empty": False, "echo": False, "runaway": False, "words": 4}]
+    for r, answer in zip(rows, ["yes", "Yes.", "", "no"]):
+        r["answer"] = answer
     assert summarize(rows) == {"rows": 4, "rouge_l": 0.5, "exact_match": 0.5, "classification_rows": 2,
-                               "empty": 0.25, "echo": 0.25, "runaway": 0.25, "words": 3.0}
+                               "empty": 0.25, "echo": 0.25, "runaway": 0.25, "words": 3.0,
+                               "top_answer": "yes", "top_answer_share": 0.5, "distinct_per_100": 75.0,
+                               "collapse": None}
     a, b = [0.1, 0.9, 0.5, 0.5], [0.8, 0.2, 0.5, 0.6]
-    assert pick_examples(a, b, 2) == ([0, 3], [1, 2])   # gaps +0.7, -0.7, 0, +0.1
+    assert pick_examples(a, b, 2) == ([0, 3], [1])      # gaps +0.7, -0.7, 0, +0.1: the tie is left out
+    assert pick_examples(a, b, 1) == ([0], [1])
+    assert pick_examples([0.0] * 5, [0.0] * 5, 3) == ([], [])   # all ties: nothing to show
     assert pick_examples(a, None, 1) == ([1], [0])
     assert pick_examples([0.3], [0.4], 3) == ([0], [])
 
 
-def test_load_rows_seeded_sample_keeps_file_order(tmp_path):
+def test_summarize_flags_a_collapsed_model():
+    row = {"rouge_l": 0.0, "exact_match": None, "empty": False, "echo": False, "runaway": False, "words": 2}
+    thanks = [{**row, "answer": "Thank you!" if i % 2 else "thank you"} for i in range(12)]
+    s = summarize(thanks, [f"reference {i}" for i in range(12)])
+    assert s["collapse"] and s["top_answer"] == "thank you" and s["top_answer_share"] == 1.0
+    assert s["distinct_per_100"] == pytest.approx(100 / 12)
+    varied = [{**row, "answer": f"answer {i}"} for i in range(12)]
+    assert not summarize(varied)["collapse"]
+    labels = ["positive", "negative"] * 6                 # a classification set: its references repeat too
+    right = [{**row, "answer": label} for label in labels]
+    assert not summarize(right, labels)["collapse"] and summarize(right)["collapse"]
+
+
+def test_sample_rows_is_seeded_and_keeps_file_order(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps({"instruction": f"q{i}", "output": str(i)}) + "\n" for i in range(20)))
-    a, b = load_rows(path, limit=5, seed=1), load_rows(path, limit=5, seed=1)
+    rows = read_examples(path)
+    a, b = sample_rows(rows, 5, seed=1), sample_rows(rows, 5, seed=1)
     assert [r["output"] for r in a] == [r["output"] for r in b] and len(a) == 5
     assert [r["_line"] for r in a] == sorted(r["_line"] for r in a)
-    assert [r["output"] for r in load_rows(path, limit=5, seed=2)] != [r["output"] for r in a]
-    assert len(load_rows(path, limit=50)) == 20
+    assert [r["output"] for r in sample_rows(rows, 5, seed=2)] != [r["output"] for r in a]
+    assert len(sample_rows(rows, 50)) == 20 and len(sample_rows(rows, None)) == 20
 
 
 # --------------------------------------------------------------------------- judge
@@ -206,10 +228,22 @@ def test_eval_two_tiny_models_end_to_end(tiny_models, tmp_path):
     judged = [json.loads(x) for x in (out / "judge.jsonl").read_text().splitlines()]
     assert len(judged) == 4 and metrics["judge"]["a"] == a and metrics["judge"]["b"] == b
     assert metrics["judge"]["n"] + metrics["judge"]["unparsed"] == 4
+    cmp = metrics["comparisons"][0]
+    assert (cmp["a"], cmp["b"], cmp["rows"]) == (a, b, 4)
+    assert cmp["wins"] + cmp["ties"] + cmp["losses"] == 4 and cmp["ci_low"] <= cmp["diff"] <= cmp["ci_high"]
+    assert cmp["mean_a"] == pytest.approx(metrics["metrics"][a]["rouge_l"])
+    assert cmp["headline"].startswith(f"{b} ") and f" {a}: ROUGE-L " in cmp["headline"]
+    for m in metrics["metrics"].values():
+        assert 0 < m["top_answer_share"] <= 1 and m["distinct_per_100"] > 0
+        assert m["collapse"] is None                        # 4 rows: too few to tell
     md = (out / "report.md").read_text()
+    assert md.splitlines()[2] == f"**{cmp['headline']}**  "
+    assert md.splitlines()[3].startswith("Empty / echoing / runaway answers: ")
     assert a in md and b in md and "## Judge" in md
+    ties = sum(x["rouge_l"] == y["rouge_l"] for x, y in zip(rows[:4], rows[4:]))
+    assert f"{ties} of 4 rows tie" in md and md.count("### Row ") == 4 - ties   # only rows that differ
     page = (out / "report.html").read_text()
-    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert f'<p class="lead">{cmp["headline"]}</p>' in page and "<script>" not in page
     again = CliRunner().invoke(main, ["eval", "--model", a, "--data", str(data), "--out", str(out)])
     assert again.exit_code == 2 and "results.jsonl: already exists" in again.output
 
