@@ -174,6 +174,7 @@ def load_model_and_tokenizer(spec: str | None, *, dtype=None, device: str | None
     checkpoints are refused. ``dtype`` defaults to bf16 on GPU, fp32 on CPU.
     """
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(spec)
@@ -186,6 +187,6 @@ def load_model_and_tokenizer(spec: str | None, *, dtype=None, device: str | None
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
         )
-    except (OSError, ValueError, ImportError) as e:
+    except (OSError, ValueError, ImportError, SafetensorError) as e:  # SafetensorError: a truncated file
         raise load_error(spec, e) from e
     return model.to(device), tokenizer
