@@ -268,6 +268,30 @@ def train_cmd(**kw):
                f"skipped {s['skipped_invalid']} invalid; model in {s['out']}")
 
 
+# ----------------------------------------------------------------- export (issue 12)
+
+@main.command("export")
+@click.argument("source", type=click.Path())
+@click.option("--format", "fmt", required=True, metavar="FORMAT",
+              help="alpaca, prompt-completion, messages, sharegpt, or hf (a folder datasets.load_dataset reads).")
+@click.option("--out", required=True, type=click.Path(),
+              help="Output JSONL file, or folder for --format hf (must not exist; never overwritten).")
+@click.option("--template", type=click.Choice(["alpaca", "chat"]), default="alpaca", show_default=True,
+              help="prompt-completion: render the prompt with the template `train --template` uses.")
+@click.option("--model", default=None,
+              help="prompt-completion with --template chat: the model whose chat template renders the prompt.")
+@click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+def export_cmd(source, fmt, out, template, model, skip_invalid):
+    """Write a generate run folder or a data file as FORMAT rows other tools read as they are."""
+    from .export import export
+
+    skipped: list = []
+    res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped)
+    for err in skipped[:5]:
+        click.echo(f"skipped: {err}", err=True)
+    click.echo(f"{res['rows']} {fmt} rows -> {res['out']}" + (f" (skipped {len(skipped)} invalid)" if skipped else ""))
+
+
 # ----------------------------------------------------------------- eval, report (issue 6)
 
 

@@ -23,11 +23,21 @@ IGNORE_INDEX = -100
 def data_file(path) -> Path:
     """A file, or a `generate` output folder (its data.jsonl)."""
     path = Path(path)
+    if path.is_dir() and not (path / "data.jsonl").exists() and list(path.glob("data/*.parquet")):
+        return hf_data_file(path)
     if path.is_dir():
         if not (path / "data.jsonl").exists():
             raise InputError(path, None, "folder has no data.jsonl (expected a `selfinstruct generate` output)")
         return path / "data.jsonl"
     return path
+
+
+def hf_data_file(path: Path) -> Path:
+    """The one parquet file of an `export --format hf` folder."""
+    files = sorted(path.glob("data/*.parquet"))
+    if len(files) > 1:
+        raise InputError(path, None, f"holds {len(files)} parquet files; pass one of them")
+    return files[0]
 
 
 def load_rows(path, template: str = "alpaca", *, skip_invalid: bool = False,

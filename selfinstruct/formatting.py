@@ -49,6 +49,8 @@ def check_template(template: str, tokenizer=None) -> None:
 
 def format_prompt(row: dict, template: str = "alpaca", tokenizer=None) -> str:
     """The text a model sees before its answer (at training and at inference)."""
+    if "prompt" in row and "completion" in row:  # a prompt-completion row: already rendered
+        return row["prompt"]
     check_template(template, tokenizer)
     if template == "alpaca":
         return alpaca_prompt(row["instruction"], row.get("input", ""))
@@ -61,6 +63,8 @@ def format_prompt(row: dict, template: str = "alpaca", tokenizer=None) -> str:
 def format_example(row: dict, template: str = "alpaca", tokenizer=None) -> tuple[str, str]:
     """(prompt, completion): the loss falls on the completion only (EOS is added with tokens)."""
     prompt = format_prompt(row, template, tokenizer)
+    if "prompt" in row and "completion" in row:
+        return prompt, row["completion"]
     if template == "alpaca":
         return prompt, row["output"]
     full = tokenizer.apply_chat_template(to_messages(row), tokenize=False)

@@ -392,6 +392,7 @@ def summary(stats: dict, state: RunState) -> str:
             lines.append(f"teacher: {t['failures']} request(s) failed for good (rejected.jsonl rows with an "
                          f"'error'), {t['retries']} retried")
     lines.append(f"{len(state.tasks)} tasks -> {state.paths['tasks']}")
-    lines.append(f"{sum(len(t['instances']) for t in state.tasks)} training rows -> {state.paths['data']}")
+    lines.append(f"{sum(len(t['instances']) for t in state.tasks)} training rows -> {state.paths['data']} "
+                 f"(as chat messages: {state.paths['messages'].name})")
     lines.append(f"{len(state.rejected)} rejected -> {state.paths['rejected']}; stats -> {state.paths['stats']}")
     return "\n".join(lines)

@@ -1,8 +1,9 @@
 """The files of a `generate` run, and resuming one.
 
 ``tasks.jsonl`` is the journal of record: a task is kept once its line is
-there. ``data.jsonl`` (one Alpaca row per instance) is derived from it and
-rebuilt on resume when a crash left it behind. ``rejected.jsonl`` holds every
+there. ``data.jsonl`` (one Alpaca row per instance) and ``data.messages.jsonl``
+(the same rows as chat ``messages``) are derived from it and rebuilt on resume
+when a crash left them behind. ``rejected.jsonl`` holds every
 rejected candidate. ``stats.json`` (atomic) lists finished rounds; while a round
 runs, its teacher usage so far sits under ``in_progress`` so a crash keeps the
 token count. ``run.json`` keeps the options that must not change on resume.
@@ -15,11 +16,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .formatting import to_messages
 from .writers import (
     JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
 )
 
-FILES = ("tasks.jsonl", "data.jsonl", "rejected.jsonl", "stats.json", "run.json")
+FILES = ("tasks.jsonl", "data.jsonl", "data.messages.jsonl", "rejected.jsonl", "stats.json", "run.json")
 USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens", "unreported")
 # options that define the data; resuming with other values would mix two runs in one folder
 FIXED = {"teacher": "--teacher", "style": "--style", "threshold": "--threshold", "instances": "--instances",
@@ -38,6 +40,11 @@ def data_rows(task: dict) -> list[dict]:
     """Alpaca training rows for one kept task."""
     return [{"instruction": task["instruction"], "input": i["input"], "output": i["output"]}
             for i in task["instances"]]
+
+
+def message_rows(task: dict) -> list[dict]:
+    """The same rows as chat ``{messages: [user, assistant]}`` (what ``export --format messages`` writes)."""
+    return [{"messages": to_messages(row)} for row in data_rows(task)]
 
 
 def check_out_dir(out) -> Path:
@@ -76,7 +83,7 @@ class RunState:
         self.out = check_out_dir(out)
         self.config = {**config, "seeds_sha256": seeds_digest(seeds)}
         self.seeds = seeds
-        self.paths = {name.split(".")[0]: self.out / name for name in FILES}
+        self.paths = {name.split(".")[-2]: self.out / name for name in FILES}  # data.messages.jsonl: messages
         self.tasks: list[dict] = read_jsonl_lenient(self.paths["tasks"])
         self.rejected: list[dict] = read_jsonl_lenient(self.paths["rejected"])
         self.stats = self._read_stats()
@@ -153,18 +160,19 @@ class RunState:
             run["created"] = _now()
         atomic_write_json(self.paths["run"], run)
         self._reconcile_data()
-        for name in ("tasks", "data", "rejected"):
+        for name in ("tasks", "data", "messages", "rejected"):
             self._writers[name] = JsonlWriter(self.paths[name])
         self.stats["teacher"] = teacher_name
         self.stats["seeds"] = len(self.seeds)
 
     def _reconcile_data(self) -> None:
-        rows = [row for t in self.tasks for row in data_rows(t)]
-        path = self.paths["data"]
-        if path.exists() and read_jsonl_lenient(path) == rows:
-            return
-        if rows or path.exists():
-            write_jsonl(path, rows)  # tasks.jsonl is the record; data.jsonl follows it
+        for name, derive in (("data", data_rows), ("messages", message_rows)):
+            rows = [row for t in self.tasks for row in derive(t)]
+            path = self.paths[name]
+            if path.exists() and read_jsonl_lenient(path) == rows:
+                continue
+            if rows or path.exists():
+                write_jsonl(path, rows)  # tasks.jsonl is the record; data.jsonl and data.messages.jsonl follow it
 
     def new_id(self) -> str:
         return f"machine_task_{len(self.tasks)}"
@@ -176,6 +184,7 @@ class RunState:
         task = {"id": self.new_id(), **task}
         self._writers["tasks"].write(task)
         self._writers["data"].write_many(data_rows(task))
+        self._writers["messages"].write_many(message_rows(task))
         self.tasks.append(task)
         self.instructions.add(task["instruction"])
         return True

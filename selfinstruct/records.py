@@ -96,6 +96,9 @@ def iter_json_rows(path, *, skip_invalid: bool = False,
     passed to ``on_skip`` instead of raising (a broken JSON array cannot be skipped past).
     """
     path = Path(path)
+    if path.suffix == ".parquet":  # an `export --format hf` folder's data (datasets writes it)
+        yield from _iter_parquet(path)
+        return
     data = _read_bytes(path)
     if not data.strip():
         raise InputError(path, 1, "file is empty")
@@ -177,6 +180,19 @@ def _iter_array(path: Path, text: str) -> Iterator[tuple[int, Any]]:
         pos, expect_value = end, False
 
 
+def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(row number, row)`` for each row of a parquet file; the row number stands in for the line."""
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise InputError(path, None, "no such file")
+    try:
+        table = pq.read_table(path)
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+        raise InputError(path, None, f"not a readable parquet file ({type(e).__name__})") from None
+    yield from enumerate(table.to_pylist(), 1)
+
+
 def _text_field(row: dict, key: str, *, required: bool, allow_empty: bool = True) -> str:
     if key not in row or row[key] is None:
         if required:
@@ -230,6 +246,8 @@ def validate_task(row: Any) -> dict:
 def validate_messages(row: Any) -> dict:
     """A chat row: ``messages`` is a list of ``{role, content}`` ending with the assistant."""
     row = _object(row)
+    if "messages" not in row and "conversations" in row:
+        row = from_sharegpt(row)
     msgs = row.get("messages")
     if not isinstance(msgs, list) or not msgs:
         raise ValueError("field 'messages' must be a non-empty list")
@@ -241,13 +259,39 @@ def validate_messages(row: Any) -> dict:
     return {**row, "messages": [{"role": m["role"], "content": m["content"]} for m in msgs]}
 
 
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "system": "system"}
+
+
+def from_sharegpt(row: dict) -> dict:
+    """``{conversations: [{from, value}]}`` (ShareGPT) as ``{messages: [{role, content}]}``."""
+    convs = row["conversations"]
+    if not isinstance(convs, list) or not convs:
+        raise ValueError("field 'conversations' must be a non-empty list")
+    msgs = []
+    for i, m in enumerate(convs):
+        if not isinstance(m, dict) or m.get("from") not in SHAREGPT_ROLES or not isinstance(m.get("value"), str):
+            raise ValueError(f"conversations[{i}] must be {{from: human|gpt|system, value: string}}")
+        msgs.append({"role": SHAREGPT_ROLES[m["from"]], "content": m["value"]})
+    return {**{k: v for k, v in row.items() if k != "conversations"}, "messages": msgs}
+
+
+def validate_prompt_completion(row: Any) -> dict:
+    """A ``{prompt, completion}`` row whose prompt is already rendered (TRL's prompt-completion)."""
+    row = _object(row)
+    return {**row, "prompt": _text_field(row, "prompt", required=True, allow_empty=False),
+            "completion": _text_field(row, "completion", required=True)}
+
+
 def row_kind(row: Any) -> str:
-    """'task', 'chat' or 'example', by the keys a row has."""
+    """'task', 'chat', 'prompt_completion' or 'example', by the keys a row has."""
     if isinstance(row, dict):
         if "instances" in row:
             return "task"
-        if "messages" in row:
+        if "messages" in row or "conversations" in row:
             return "chat"
+        if "prompt" in row and "completion" in row and "instruction" not in row:
+            return "prompt_completion"
     return "example"
 
 
@@ -275,7 +319,8 @@ def read_validated(path, validate: Callable[[Any], dict], *, skip_invalid: bool 
 
 def _any_row(raw: Any) -> dict:
     kind = row_kind(raw)
-    return {"task": validate_task, "chat": validate_messages, "example": validate_example}[kind](raw)
+    return {"task": validate_task, "chat": validate_messages, "example": validate_example,
+            "prompt_completion": validate_prompt_completion}[kind](raw)
 
 
 def flatten_task(task: dict) -> list[dict]:

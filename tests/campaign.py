@@ -62,13 +62,14 @@ class RunChecker:
 
     def check(self, out: Path, *, final: bool = False) -> dict:
         from selfinstruct.filters import instruction_reason
-        from selfinstruct.journal import data_rows
+        from selfinstruct.journal import data_rows, message_rows
         from selfinstruct.similarity import rouge_l, tokenize
 
         tasks, torn_t = read_lines(out / "tasks.jsonl")
         data, torn_d = read_lines(out / "data.jsonl")
+        msgs, torn_m = read_lines(out / "data.messages.jsonl")
         rejected, torn_r = read_lines(out / "rejected.jsonl")
-        for name, t in (("tasks", torn_t), ("data", torn_d), ("rejected", torn_r)):
+        for name, t in (("tasks", torn_t), ("data", torn_d), ("messages", torn_m), ("rejected", torn_r)):
             self.torn[name] += t
         # nothing already kept is lost: the rows seen before are still the file's first rows
         same = sum(1 for a, b in zip(self.kept, tasks) if a == b)
@@ -94,6 +95,8 @@ class RunChecker:
         # data.jsonl follows tasks.jsonl (it may lag by the rows of the last task before a resume)
         expected = [r for t in tasks for r in data_rows(t)]
         assert data == expected[:len(data)], "data.jsonl is not the flattened tasks.jsonl"
+        expected_m = [r for t in tasks for r in message_rows(t)]
+        assert msgs == expected_m[:len(msgs)], "data.messages.jsonl is not the flattened tasks.jsonl"
         # stats.json (atomic) agrees with the files for every finished round
         stats = json.loads((out / "stats.json").read_text()) if (out / "stats.json").exists() else {"rounds": []}
         done = {r["round"]: r for r in stats["rounds"]}
@@ -108,8 +111,8 @@ class RunChecker:
             assert sum(row["rejected"].values()) == n_rej and row["candidates"] == row["kept"] + n_rej
         assert all(r <= len(done) + 1 for r in per_round), "tasks of a round after the running one"
         if final:
-            assert not (torn_t or torn_d or torn_r)
-            assert data == expected
+            assert not (torn_t or torn_d or torn_m or torn_r)
+            assert data == expected and msgs == expected_m
             assert stats["total"]["kept"] == len(tasks) and stats["total"]["instances"] == len(data)
             assert "in_progress" not in stats
         return {"tasks": len(tasks), "data": len(data), "rejected": len(rejected), "rounds": len(done)}

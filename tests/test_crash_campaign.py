@@ -51,7 +51,7 @@ def test_torn_lines_are_repaired_on_resume(tmp_path):
 
     out = tmp_path / "run"
     run(out, seed=5, rounds=1, delay=0)
-    for name in ("tasks.jsonl", "data.jsonl", "rejected.jsonl"):
+    for name in ("tasks.jsonl", "data.jsonl", "data.messages.jsonl", "rejected.jsonl"):
         with open(out / name, "ab") as f:
             f.write(b'{"id": "machine_task_999", "instruction": "half a li')
     run(out, seed=5, rounds=2, delay=0)
@@ -98,6 +98,7 @@ def test_summary_files_are_atomic_and_journals_fsynced_each_round(tmp_path, monk
     tasks = [p for p in synced if p.endswith("tasks.jsonl")]
     assert len(tasks) >= 3, synced  # at least once per round
     assert any(p.endswith("data.jsonl") for p in synced) and any(p.endswith("rejected.jsonl") for p in synced)
+    assert any(p.endswith("data.messages.jsonl") for p in synced)
 
 
 def test_no_file_is_written_in_place():

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from selfinstruct import cli, teachers
 from selfinstruct.generate import GenerateConfig, clean_instances, run
+from selfinstruct.formatting import to_messages
 from selfinstruct.journal import RunState
 from selfinstruct.writers import OutputError, read_jsonl_lenient
 from selfinstruct.teachers import Completion, Usage
@@ -109,6 +110,8 @@ def assert_consistent(tmp_path):
     assert len({t["id"] for t in tasks}) == len(tasks)
     assert len({t["instruction"] for t in tasks}) == len(tasks)
     assert data == [{"instruction": t["instruction"], **i} for t in tasks for i in t["instances"]]
+    msgs = read_jsonl_lenient(tmp_path / "run" / "data.messages.jsonl")
+    assert msgs == [{"messages": to_messages(row)} for row in data]
     for r in stats["rounds"]:
         n = r["round"]
         assert r["kept"] == sum(t["round"] == n for t in tasks)
@@ -227,6 +230,8 @@ def test_resume_after_crash_mid_round_never_duplicates(tmp_path):
         f.write('{"id": "machine_task_6", "instruction": "Torn')
     data = (tmp_path / "run" / "data.jsonl").read_text().splitlines(True)
     (tmp_path / "run" / "data.jsonl").write_text("".join(data[:-3]))
+    msgs = (tmp_path / "run" / "data.messages.jsonl").read_text().splitlines(True)
+    (tmp_path / "run" / "data.messages.jsonl").write_text("".join(msgs[:-2]) + msgs[-2][:9])
     # a new process: the fake's counter restarts, so round 2 gets the texts round 1 already kept back
     make_run(tmp_path, FakeTeacher(), rounds=3)
     tasks, data, rejected, stats = assert_consistent(tmp_path)
