@@ -122,6 +122,11 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--price-in", type=click.FloatRange(0), default=None,
               help="USD per 1M prompt tokens, to estimate cost (needs --price-out too).")
 @click.option("--price-out", type=click.FloatRange(0), default=None, help="USD per 1M completion tokens.")
+@click.option("--max-cost", type=float, default=None, metavar="USD",
+              help="Stop before a request that could take the run's recorded cost (resumed runs included) over "
+                   "this many dollars; needs --price-in/--price-out. Rerun with a higher cap to continue.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the planned requests, tokens and cost per round as a range; send and write nothing.")
 @click.option("--prompts-per-round", type=click.IntRange(1), default=None,
               help="Instruction-generation requests per round. Default: follows the teacher: 20 (selfinstruct) or "
                    "5 (alpaca) for openai:, 24 or 4 for local teachers (about a minute of a 2-core CPU).")
@@ -153,21 +158,23 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
                    "the packaged eval set is always checked. Repeatable.")
 @click.option("--no-decontaminate", is_flag=True, help="Check candidates against no eval set at all.")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
-             price_in, price_out, prompts_per_round, instances, threshold, style, out_dir, name, seed, max_tokens,
-             temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid, eval_paths,
+             price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
+             seed, max_tokens, temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid, eval_paths,
              no_decontaminate):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
 
+    from .budget import Budget, BudgetReached, check_cost_options, dry_run_lines
     from .decontam import describe, load_index
     from .generate import GenerateConfig, run, summary
     from .journal import RunState
     from .seeds import load_seeds
     from .teachers import make_teacher
 
-    if (price_in is None) != (price_out is None):
-        raise click.UsageError("--price-in and --price-out go together")
+    problem = check_cost_options(max_cost, price_in, price_out)
+    if problem:
+        raise InputError(problem[0], None, problem[1])
     if no_decontaminate and eval_paths:
         raise click.UsageError("--decontaminate and --no-decontaminate exclude each other")
     evals = () if no_decontaminate else tuple(describe(["packaged", *eval_paths]))
@@ -186,11 +193,24 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     if state.next_round > rounds:
         click.echo(f"{state.out}: all {rounds} round(s) already done; pass a larger --rounds to continue", err=True)
         return
+    if dry_run:
+        from .generate import CLASSIFY_TOKENS, INSTANCE_TOKENS
+
+        limits = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}
+        click.echo("\n".join(dry_run_lines(cfg, state, limits, price_in=price_in, price_out=price_out, cap=max_cost)))
+        return
     t = make_teacher(teacher, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
                      timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
                      seed=seed, engine=engine, batch_size=batch_size, log=lambda m: click.echo(m, err=True))
+    state.stats.pop("budget", None)  # an earlier invocation's cap does not carry over
+    if max_cost is not None:
+        cfg.budget = Budget(max_cost, price_in, price_out, state.stats, t.usage)
     try:
         stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True), decontam=decontam)
+    except BudgetReached as e:
+        click.echo(f"{e}; everything kept is saved: run the same command with a higher --max-cost to continue "
+                   f"{state.out}", err=True)
+        return
     except KeyboardInterrupt:
         click.echo(f"interrupted; run the same command again to resume {state.out}", err=True)
         sys.exit(130)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from . import prompts as P
+from .budget import cost_text, round_note
 from .filters import instance_reason, instruction_reason
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
@@ -64,6 +65,7 @@ class GenerateConfig:
     price_in: float | None = None
     price_out: float | None = None
     decontaminate: tuple = ("packaged",)  # eval files a candidate must not leak (decontam.py); () = off
+    budget: object = None  # a budget.Budget (--max-cost): checked before every teacher call
 
     def __post_init__(self):
         if self.style not in STYLES:
@@ -85,7 +87,7 @@ class GenerateConfig:
 
     def run_json(self) -> dict:
         """What run.json keeps (never an API key: there is none in here)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("price_in", "price_out")}
+        return {k: v for k, v in asdict(self).items() if k not in ("price_in", "price_out", "budget")}
 
 
 @dataclass
@@ -167,6 +169,8 @@ def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[
 def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progress, temperature=None,
               answered: Callable = lambda: None):
     """Every answer, in prompt order; ``answered`` runs as each arrives (to checkpoint the spend)."""
+    if cfg.budget is not None:
+        cfg.budget.check(teacher, prompts, max_tokens)  # raises budget.BudgetReached; nothing is sent
     out = [None] * len(prompts)
     for i, c in iter_complete(teacher, prompts, max_tokens=max_tokens, stop=stop, progress=progress,
                               top_p=cfg.top_p, temperature=cfg.temperature if temperature is None else temperature):
@@ -267,6 +271,8 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
     as its answer arrives (no task waits for a slower one). ``answered`` runs after each."""
     chat = teacher.is_chat
     built = instance_prompts(teacher, cfg, rng, seeds, cands, labels)
+    if cfg.budget is not None:
+        cfg.budget.check(teacher, built, min(cfg.max_tokens, INSTANCE_TOKENS))  # as in _complete
     for i, out in iter_complete(teacher, built, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
                                 stop=P.instance_stop(chat=chat, count=cfg.instances), progress=f"{label} instances",
                                 temperature=cfg.temperature, top_p=cfg.top_p):
@@ -365,7 +371,7 @@ def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], 
         for r in range(state.next_round, cfg.rounds + 1):
             row = run_round(teacher, cfg, state, gate, r)
             echo(f"round {r}: {row['kept']} kept of {row['candidates']} candidates, {row['instances']} instances, "
-                 f"{row['seconds']:.0f}s")
+                 f"{row['seconds']:.0f}s" + round_note(row, state.stats))
     finally:
         state.close()
     return state.stats
@@ -377,7 +383,7 @@ def summary(stats: dict, state: RunState) -> str:
     lines = [f"teacher {stats.get('teacher')}, {stats.get('seeds')} seed tasks", head]
 
     def line(name, r):
-        cost = "-" if r["cost_usd"] is None else f"{r['cost_usd']:.4f}"
+        cost = cost_text(r["cost_usd"], r).lstrip("$")
         top = ", ".join(f"{k} {v}" for k, v in sorted(r["rejected"].items(), key=lambda kv: -kv[1])[:4])
         return (f"{name:>5} {r['candidates']:>6} {r['kept']:>5} {r['instances']:>5} {r['prompt_tokens']:>8} "
                 f"{r['completion_tokens']:>8} {cost:>8} {r['seconds']:>6.0f}  {top}")

@@ -16,6 +16,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from .budget import recorded_cost
 from .formatting import to_messages
 from .writers import (
     JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
@@ -236,6 +237,13 @@ class RunState:
                  "rounds": self.stats["rounds"], "total": total_of(self.stats["rounds"])}
         if "in_progress" in self.stats:
             stats["in_progress"] = self.stats["in_progress"]
+        if stats["total"]["unreported"]:  # some answers came without token usage: the cost is unknown
+            stats["total"]["cost_usd"] = None
+        if self.stats.get("budget"):  # --max-cost: the cap and the cost recorded so far
+            b = self.stats["budget"]
+            cost = recorded_cost(stats, b["price_in"], b["price_out"])
+            b["cost_usd"] = None if cost is None else round(cost, 6)
+            stats["budget"] = b
         self.stats["total"] = stats["total"]
         atomic_write_json(self.paths["stats"], stats)
 
