@@ -220,6 +220,9 @@ def test_missing_usage_shows_cost_as_unknown_and_the_cap_uses_bounds(tmp_path):
         assert stats["total"]["unreported"] == stats["total"]["requests"] > 0
         assert stats["total"]["cost_usd"] is None
         assert all(r["cost_usd"] is None for r in stats["rounds"])
+        rep = CliRunner().invoke(cli.main, ["report", str(tmp_path / "a")])
+        assert rep.exit_code == 0, rep.output
+        assert "unknown (the server reported no token usage)" in (tmp_path / "a" / "report" / "report.md").read_text()
         # with a cap, what was sent counts at its worst case, so the cap still holds
         n = len(seen.bodies)
         res = CliRunner().invoke(cli.main, [
