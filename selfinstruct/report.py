@@ -130,7 +130,7 @@ def summarize_run(run: dict) -> dict:
         "prompt_tokens": total.get("prompt_tokens", sum(r.get("prompt_tokens", 0) for r in rounds)),
         "completion_tokens": total.get("completion_tokens", sum(r.get("completion_tokens", 0) for r in rounds)),
         "cost_usd": _cost(rounds),
-        "usage_reported": stats.get("usage_reported", True),
+        "unreported": total.get("unreported", 0),
         "seconds": sum(r.get("seconds", 0) or 0 for r in rounds),
     }
 
@@ -171,8 +171,8 @@ def _contamination_line(s: dict, config: dict) -> list[str]:
 
 def render_run_markdown(s: dict, run_dir, config: dict) -> str:
     cost = "unknown (no prices given)" if s["cost_usd"] is None else f"${s['cost_usd']:.4f}"
-    if s.get("usage_reported") is False:
-        cost = "unknown (the server reported no token usage)"
+    if s.get("unreported"):
+        cost = f"unknown ({s['unreported']} answers came without token usage)"
     round_rows = [[r["round"], r.get("candidates", 0), r.get("kept", 0), sum(r.get("rejected", {}).values()),
                    r.get("instances", 0), r.get("requests", 0), r.get("prompt_tokens", 0),
                    r.get("completion_tokens", 0), "-" if r.get("cost_usd") is None else f"{r['cost_usd']:.4f}",
