@@ -152,16 +152,15 @@ class TokenCounter:
             self.note = (f"approximate: characters / {CHARS_PER_TOKEN} (+{MESSAGE_TOKENS} per chat message); "
                          f"{spec}'s tokenizer is not local")
             return
-        from transformers import AutoTokenizer
-
-        from .models import load_error, resolve_model
-
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(target))
+            self.tokenizer = _local_tokenizer(kind, target)
         except (OSError, ValueError) as e:
+            from .models import load_error
+
             raise load_error(target, e) from None
-        # as HFTeacher: the embedded Gemma is a base model, whatever its tokenizer's template
-        self.is_chat = bool(getattr(self.tokenizer, "chat_template", None)) and target != "embedded"
+        # as make_teacher: packaged models are chat only for smollm2, GGUF files always, hf: by template
+        self.is_chat = endpoint == "chat" and (target == "smollm2" if kind == "local" else kind == "gguf" or
+                                               bool(getattr(self.tokenizer, "chat_template", None)))
         self.note = f"counted with {spec}'s own tokenizer"
 
     def __call__(self, prompt) -> int:
@@ -173,6 +172,25 @@ class TokenCounter:
             return len(tok(prompt, add_special_tokens=True)["input_ids"])
         text = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
         return len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def _local_tokenizer(kind: str, target: str):
+    """A local teacher's tokenizer: its folder, a packaged model's converted folder when cached, or the
+    GGUF file itself (transformers reads GGUF tokenizers; about 30 s of CPU for the embedded Gemma)."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from .models import _gguf_sources, converted_dir, packaged_gguf, resolve_model
+
+    if kind == "hf":
+        return AutoTokenizer.from_pretrained(resolve_model(target))
+    if kind == "local":
+        folder = converted_dir(_gguf_sources()[target][0])
+        if (folder / "tokenizer_config.json").exists():
+            return AutoTokenizer.from_pretrained(folder)
+    path = packaged_gguf(target) if kind == "local" else Path(target).expanduser()
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
 
 
 def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat: bool, limits: dict):
