@@ -18,6 +18,8 @@ import math
 import random
 
 from . import prompts as P
+from .records import InputError
+from .teachers import Usage
 
 CHARS_PER_TOKEN = 4      # the approximation when the teacher's tokenizer is not local
 MESSAGE_TOKENS = 4       # chat formatting around each message (role, separators)
@@ -82,22 +84,25 @@ def _messages(prompt) -> int:
 class Budget:
     """``--max-cost``: ``check`` before every teacher call; ``stats['budget']`` records the cap and spend."""
 
-    def __init__(self, cap: float, price_in: float, price_out: float, stats: dict, usage):
+    def __init__(self, cap: float, price_in: float, price_out: float, stats: dict, usage=None):
+        """``stats``: the run's (read back on resume); ``usage``: the teacher's counters now (default: zero)."""
         if not cap > 0:
             raise ValueError("the cap must be above zero")
         self.cap, self.price_in, self.price_out = cap, price_in, price_out
         old = stats.get("budget") or {}
         recorded = recorded_cost(stats, price_in, price_out)
+        if recorded is None and old.get("spent_bound_usd") is None:
+            raise InputError("--max-cost", None, "this run's cost so far is unknown (its server sent answers "
+                                                 "without token usage), so no cap can bound it; resume without it")
         # with no usage from the server, an earlier invocation's bound is all we know
-        self.base = recorded if recorded is not None else float(old.get("spent_bound_usd") or 0.0)
-        self.start = usage.snapshot()
+        self.base = recorded if recorded is not None else float(old["spent_bound_usd"])
+        self.start = (usage or Usage()).snapshot()
         self.sent_bound = 0.0   # worst-case cost of the calls this process sent
         self.chars = 0          # prompt characters this process sent
         self.stats = stats
+        # spent_bound_usd: the worst case of every call sent, what counts when a server reports no usage
         stats["budget"] = {"max_cost_usd": cap, "price_in": price_in, "price_out": price_out,
-                           "cost_usd": recorded, "reached": False}
-        if recorded is None:
-            stats["budget"]["spent_bound_usd"] = self.base
+                           "cost_usd": recorded, "spent_bound_usd": self.base, "reached": False}
 
     def spent(self, teacher) -> float:
         """Dollars spent by the run so far: reported usage, or the sent calls' bound when some is missing."""
@@ -132,8 +137,7 @@ class Budget:
                                 f"next {len(prompts)} request(s) could cost up to ${worst:.4f}")
         self.sent_bound += worst
         self.chars += sum(len(_text(p)) for p in prompts)
-        if (teacher.usage - self.start).unreported:  # what resuming this run must count as spent
-            record["spent_bound_usd"] = round(self.base + self.sent_bound, 6)
+        record["spent_bound_usd"] = round(self.base + self.sent_bound, 6)
 
 
 # --------------------------------------------------------------------------- the dry run

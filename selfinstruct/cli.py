@@ -199,12 +199,13 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         limits = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}
         click.echo("\n".join(dry_run_lines(cfg, state, limits, price_in=price_in, price_out=price_out, cap=max_cost)))
         return
+    if max_cost is not None:
+        cfg.budget = Budget(max_cost, price_in, price_out, state.stats)  # records the new cap
+    else:
+        state.stats.pop("budget", None)  # an earlier invocation's cap does not carry over
     t = make_teacher(teacher, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
                      timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
                      seed=seed, engine=engine, batch_size=batch_size, log=lambda m: click.echo(m, err=True))
-    state.stats.pop("budget", None)  # an earlier invocation's cap does not carry over
-    if max_cost is not None:
-        cfg.budget = Budget(max_cost, price_in, price_out, state.stats, t.usage)
     try:
         stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True), decontam=decontam)
     except BudgetReached as e:

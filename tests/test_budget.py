@@ -81,7 +81,7 @@ def test_check_prices_the_worst_case_of_the_call():
     # $1 recorded; one prompt of 10 UTF-8 bytes + 4 for its message, at most 20 completion tokens
     b = Budget(1.0 + 0.034, PRICE, PRICE, stats, T.usage)
     b.check(T, ["héllo wrl"], 20)  # 1.0 + (10 + 4 + 20) x $0.001 = exactly the cap: sent
-    assert b.sent_bound == pytest.approx(0.034) and "spent_bound_usd" not in stats["budget"]
+    assert stats["budget"]["spent_bound_usd"] == pytest.approx(1.034)
     b = Budget(1.0 + 0.0339, PRICE, PRICE, stats, T.usage)
     with pytest.raises(BudgetReached):
         b.check(T, ["héllo wrl"], 20)
@@ -110,8 +110,8 @@ def test_dry_run_counts_the_prompts_the_run_sends(tmp_path):
     teacher = FakeTeacher(1)
     teacher.is_chat = False
     sent = []
-    real = teacher.complete
-    teacher.complete = lambda prompts, **k: sent.extend(prompts) or real(prompts, **k)
+    real = teacher.stream  # generate reads answers as they arrive
+    teacher.stream = lambda prompts, **k: sent.extend(prompts) or real(prompts, **k)
     state = RunState(tmp_path / "run", cfg_for(rounds=1).run_json(), load_seeds())
     run(teacher, cfg_for(rounds=1), state, echo=lambda m: None)
     first = sent[:cfg.prompts_per_round]
@@ -221,8 +221,14 @@ def test_missing_usage_shows_cost_as_unknown_and_the_cap_uses_bounds(tmp_path):
         assert rep.exit_code == 0, rep.output
         report = (tmp_path / "a" / "report" / "report.md").read_text()
         assert f"unknown ({stats['total']['unreported']} answers came without token usage)" in report
-        # with a cap, what was sent counts at its worst case, so the cap still holds
+        # that cost is unknown for good: no cap can bound it (one line, before any request)
         n = len(seen.bodies)
+        res = CliRunner().invoke(cli.main, [
+            "generate", "--teacher", "openai:m", "--base-url", url, "--rounds", "3", "--prompts-per-round", "2",
+            "--price-in", "1", "--price-out", "2", "--max-cost", "100", "--out", str(tmp_path / "a")])
+        assert res.exit_code == 2 and res.output.startswith("error: --max-cost: this run's cost so far is unknown")
+        assert len(seen.bodies) == n
+        # with a cap from the start, what was sent counts at its worst case, so the cap still holds
         res = CliRunner().invoke(cli.main, [
             "generate", "--teacher", "openai:m", "--base-url", url, "--rounds", "50", "--prompts-per-round", "2",
             "--price-in", str(PRICE), "--price-out", str(PRICE), "--max-cost", "8", "--out", str(tmp_path / "b")])
