@@ -67,6 +67,8 @@ def task_key(row: dict) -> str:
         if msgs and msgs[-1].get("role") == "assistant":
             msgs = msgs[:-1]
         return json.dumps(msgs, sort_keys=True, ensure_ascii=False)
+    if "prompt" in row and "completion" in row:  # a prompt-completion row: its rendered prompt
+        return row["prompt"]
     return row["instruction"]
 
 

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct.cli import main
-from selfinstruct.data import encode_rows, load_rows
+from selfinstruct.data import encode_rows, load_rows, split_rows
 from selfinstruct.export import FORMATS, export
 from selfinstruct.formatting import format_example
 from tiny import make_tiny_model_dir, make_tokenizer
@@ -57,6 +57,8 @@ def test_round_trip_gives_the_same_training_examples(tmp_path, tok, fmt):
     template = "chat" if fmt in CHAT_FORMATS else "alpaca"
     assert pairs(out, template, tok) == pairs(src, template, tok)
     assert examples(out, template, tok) == examples(src, template, tok)
+    train, val = split_rows(load_rows(out, template), 0.4)  # train's validation split takes every shape
+    assert len(train) + len(val) == len(ROWS) and val and train
     if fmt == "prompt-completion":  # the prompt is train's Alpaca prompt, the completion the output
         assert pairs(out, "alpaca", tok)[1][0].endswith("### Input:\nHello, how are you?\n\n### Response:\n")
     if fmt not in ("prompt-completion",):  # the chat shape also round-trips alpaca rows' chat examples
