@@ -148,8 +148,11 @@ def eval_fixture():
     metrics = {n: {"rows": 2, "rouge_l": sum(x["rouge_l"] for x in v) / 2, "exact_match": None,
                    "classification_rows": 0, "empty": 0.0, "echo": 0.0, "runaway": 0.0, "words": 1.0,
                    "seconds": 1.0} for n, v in scored.items()}
+    from selfinstruct.evaluate import compare_models
+
     summary = {"data": "d.jsonl", "rows": 2, "limit": None, "seed": 0, "template": "alpaca",
-               "max_new_tokens": 8, "temperature": 0.0, "models": ["A", "B<i>"], "metrics": metrics}
+               "max_new_tokens": 8, "temperature": 0.0, "models": ["A", "B<i>"], "metrics": metrics,
+               "comparisons": compare_models(["A", "B<i>"], scored, seed=0)}
     return summary, rows, scored
 
 
@@ -169,5 +172,5 @@ def test_markdown_fences_model_text():
     assert "`````text\nok ```` fence\n`````" in md
     assert "**B<i>** (echo)" in md and "**B<i>** (empty)" in md
     assert "| ROUGE-L F1 (mean) | 0.400 | 0.250 |" in md
-    assert "| 1 | 1 | 0 |" in md  # B ahead on row 0, behind on row 1
+    assert "| 1 | 0 | 1 |" in md  # B wins row 0, ties none, loses row 1
     assert md_block("a ``` b").startswith("````text")
