@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -141,12 +141,27 @@ class JsonlWriter:
         self.close()
 
 
+def _open_temp(path: Path) -> tuple[int, Path]:
+    """A new sibling ``<name>.<random>.tmp`` created with mode 0666 less the umask, as a plain ``open``
+    creates files (``tempfile.mkstemp`` would make it 0600 whatever the umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        tmp = path.with_name(f"{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise OutputError(f"{path}: cannot create a temporary file beside it")
+
+
 def atomic_write_text(path, text: str) -> None:
     """Write a whole file through a temporary sibling and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    fd, tmp = _open_temp(path)
     try:
+        if path.exists():
+            os.chmod(fd, path.stat().st_mode & 0o7777)  # replacing a file keeps its mode, as open("w") does
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()

@@ -1,0 +1,44 @@
+"""Safe writing: atomic whole-file writes honour the umask, output-folder checks."""
+import os
+import stat
+
+import pytest
+
+from selfinstruct.writers import atomic_write_json, atomic_write_text, write_jsonl
+
+
+@pytest.fixture
+def umask():
+    old = os.umask(0o022)
+    try:
+        yield lambda mask: os.umask(mask)
+    finally:
+        os.umask(old)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_atomic_writes_honour_the_umask_like_open(tmp_path, umask, mask):
+    umask(mask)
+    with open(tmp_path / "plain.txt", "w") as f:
+        f.write("x")
+    atomic_write_text(tmp_path / "a.txt", "x")
+    atomic_write_json(tmp_path / "b.json", {"a": 1})
+    write_jsonl(tmp_path / "c.jsonl", [{"a": 1}])
+    want = 0o666 & ~mask
+    assert _mode(tmp_path / "plain.txt") == want
+    for name in ("a.txt", "b.json", "c.jsonl"):
+        assert _mode(tmp_path / name) == want, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json", "c.jsonl", "plain.txt"]
+
+
+def test_replacing_a_file_keeps_its_mode(tmp_path, umask):
+    umask(0o022)
+    path = tmp_path / "stats.json"
+    atomic_write_text(path, "old")
+    path.chmod(0o640)
+    atomic_write_text(path, "new")
+    assert path.read_text() == "new" and _mode(path) == 0o640
