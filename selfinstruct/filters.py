@@ -86,14 +86,90 @@ def instruction_reason(instruction: str, *, unicode: bool = False,
     return None
 
 
-def instance_reason(input: str, output: str) -> str | None:
-    """Why an (input, output) instance is unusable, or None: empty output, or output == input."""
+# words by which an instruction points at an input it does not itself contain ("Summarize the following.")
+_POINTER = re.compile(
+    r"\b(the following|the given|the provided|the above"
+    r"|(?:given|listed|shown|provided|text|sentence|passage|paragraph|code) below"
+    r"|th(?:is|ese) (?:text|sentences?|passages?|paragraphs?|articles?|poems?|story|essay|emails?|code|snippet|"
+    r"documents?|reviews?|tweets?|dialogue|conversation|excerpt|statements?|words?|list|data|table)"
+    r"|the (?:passage|paragraph|article|excerpt|snippet|input)(?! (?:of|about|on|for|that|which|to)\b))\b",
+    re.IGNORECASE)
+# the instruction may carry its input after all: text after a sentence break, a colon or a line break
+_EMBEDDED = re.compile(r"[.?!:;]\s+\S|[:\n]\s*\S")
+_QUOTED = re.compile(r'"[^"]+"|\u201c[^\u201d]+\u201d|(?<!\w)\'[^\']+\'(?!\w)|\u2018[^\u2019]+\u2019')
+
+
+def points_at_input(instruction: str) -> bool:
+    """Whether ``instruction`` refers to an input ("the following", "this sentence", "the text below",
+    ...) that it cannot carry itself: it is one sentence (no text after a sentence break, colon or line
+    break) and quotes nothing. "Summarize the following:" points at an input; "Sort the following: 3, 1"
+    and "Is this review positive? Great film." carry theirs."""
+    inst = instruction.strip()
+    return bool(_POINTER.search(inst)) and not _EMBEDDED.search(inst) and not _QUOTED.search(inst)
+
+
+def instance_reason(input: str, output: str, instruction: str = "") -> str | None:
+    """Why an (input, output) instance is unusable, or None: empty output, output == input, or an
+    empty input under an instruction that points at one (``missing_input``)."""
     out = (output or "").strip()
     if not out:
         return "empty_output"
     if out == (input or "").strip():
         return "output_equals_input"
+    if not (input or "").strip() and points_at_input(instruction):
+        return "missing_input"
     return None
+
+
+SHORT_OUTPUT_WORDS = 3  # outputs of up to this many words ("Positive", "No") may repeat across tasks
+
+
+def repeated_outputs(tasks: list[dict]) -> list[str | None]:
+    """``"repeated_output"`` for each task whose output (any instance's, whitespace and case normalised)
+    an earlier task of ``tasks`` already gave, else None; the first keeps it. Meant for the tasks of one
+    teacher response, where two different tasks cannot share a long answer. Outputs of at most
+    ``SHORT_OUTPUT_WORDS`` words (class labels) are exempt."""
+    seen: set[str] = set()
+    reasons = []
+    for task in tasks:
+        outs = {normalize(i.get("output") or "") for i in task.get("instances") or []}
+        outs = {o for o in outs if len(o.split()) > SHORT_OUTPUT_WORDS}
+        reasons.append("repeated_output" if outs & seen else None)
+        if not reasons[-1]:
+            seen |= outs
+    return reasons
+
+
+def clean_instances(instances: list[dict], limit: int = 5, instruction: str = "") -> tuple[list[dict], Counter]:
+    """Drop unusable instances (:func:`instance_reason`), duplicates, and inputs with conflicting outputs.
+
+    Two or more different outputs for one non-empty input are all dropped; a task
+    with no input keeps its first output only. At most ``limit`` are returned.
+    """
+    dropped: Counter = Counter()
+    ok = []
+    for inst in instances:
+        reason = instance_reason(inst["input"], inst["output"], instruction)
+        if reason:
+            dropped[reason] += 1
+        else:
+            ok.append(inst)
+    outputs: dict[str, set] = {}
+    for inst in ok:
+        outputs.setdefault(normalize(inst["input"]), set()).add(normalize(inst["output"]))
+    out, seen = [], set()
+    for inst in ok:
+        key = (normalize(inst["input"]), normalize(inst["output"]))
+        if key in seen:
+            dropped["duplicate_instance"] += 1
+        elif len(outputs[key[0]]) > 1 and (key[0] or any(k[0] == "" for k in seen)):
+            dropped["conflicting_outputs"] += 1
+        else:
+            seen.add(key)
+            out.append({"input": inst["input"].strip(), "output": inst["output"].strip()})
+    if len(out) > limit:
+        dropped["over_limit"] += len(out) - limit
+    return out[:limit], dropped
 
 
 @dataclass
@@ -104,8 +180,10 @@ class Decision:
     most_similar: str | None
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.split())
+def normalize(text: str) -> str:
+    """Lowercase, whitespace runs made one space: the form in which two texts count as the same
+    (the ROUGE-L tokenizers lowercase too)."""
+    return " ".join(text.lower().split())
 
 
 class RecordFilter:
@@ -120,7 +198,6 @@ class RecordFilter:
         self.counts: Counter = Counter()
         self._kept: dict[str, tuple[float | None, str | None]] = {}   # instruction -> its similarity
         self._pairs: set[tuple[str, str]] = set()                     # kept (instruction, input)
-        self._last: tuple = (None, None)                              # (instruction, similarity)
 
     def add_reference(self, instruction: str) -> None:
         """Index an instruction to compare against (a seed, an --against row); never output."""
@@ -131,7 +208,7 @@ class RecordFilter:
         if not self.heuristics:
             return None
         return (instruction_reason(record["instruction"], unicode=self.unicode, blacklist=self.blacklist)
-                or instance_reason(record.get("input") or "", record.get("output") or ""))
+                or instance_reason(record.get("input") or "", record.get("output") or "", record["instruction"]))
 
     def check(self, record: dict, *, screened: bool = False) -> Decision:
         """The decision for ``record`` against what is kept so far; adds nothing.
@@ -140,26 +217,32 @@ class RecordFilter:
         if reason:
             return Decision(False, reason, None, None)
         inst, inp = record["instruction"], record.get("input") or ""
-        key = _norm(inst)
-        if (key, _norm(inp)) in self._pairs:
+        key = normalize(inst)
+        if (key, normalize(inp)) in self._pairs:
             return Decision(False, "exact_duplicate", None, None)
         if key in self._kept:
             return Decision(True, None, *self._kept[key])
-        score, i = self.index.nearest(inst)
-        if i is None:       # the max is <= floor: exactly 0 when the floor is 0, else unknown
-            self._last = (key, (0.0 if self.index.floor == 0 else None, None))
-        else:
-            self._last = (key, (score, self.index.texts[i]))
-        if i is not None and score > self.threshold:
-            return Decision(False, "similar", *self._last[1])
-        return Decision(True, None, *self._last[1])
+        score, most = self._nearest(inst)
+        if most is not None and score > self.threshold:
+            return Decision(False, "similar", score, most)
+        return Decision(True, None, score, most)
 
-    def add(self, record: dict) -> None:
-        """Keep ``record`` (its instruction joins the index once)."""
-        key = _norm(record["instruction"])
-        self._pairs.add((key, _norm(record.get("input") or "")))
+    def _nearest(self, instruction: str) -> tuple[float | None, str | None]:
+        """Max ROUGE-L against the index and that text; ``(0.0 or None, None)`` when it is <= the floor
+        (exactly 0 when the floor is 0, else unknown)."""
+        score, i = self.index.nearest(instruction)
+        if i is None:
+            return (0.0 if self.index.floor == 0 else None), None
+        return score, self.index.texts[i]
+
+    def add(self, record: dict, decision: Decision | None = None) -> None:
+        """Keep ``record`` (its instruction joins the index once). ``decision``: what :meth:`check`
+        said for it, whose similarity is kept; without it the similarity is computed here."""
+        key = normalize(record["instruction"])
+        self._pairs.add((key, normalize(record.get("input") or "")))
         if key not in self._kept:
-            self._kept[key] = self._last[1] if self._last[0] == key else (None, None)
+            sim = (decision.similarity, decision.most_similar) if decision else self._nearest(record["instruction"])
+            self._kept[key] = sim
             self.index.add(record["instruction"])
 
     def offer(self, record: dict, *, screened: bool = False) -> Decision:
@@ -167,7 +250,7 @@ class RecordFilter:
         d = self.check(record, screened=screened)
         self.counts[d.reason or "kept"] += 1
         if d.keep:
-            self.add(record)
+            self.add(record, d)
         return d
 
 

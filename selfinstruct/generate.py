@@ -23,7 +23,7 @@ from typing import Callable
 
 from . import prompts as P
 from .budget import cost_text, round_note
-from .filters import instance_reason, instruction_reason
+from .filters import clean_instances, instruction_reason, repeated_outputs
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
 from .similarity import RougeIndex
@@ -223,42 +223,6 @@ def classify(teacher, cfg: GenerateConfig, cands: list[Candidate], label: str,
     return [parse_yes_no(c.text) for c in outs]
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
-def clean_instances(instances: list[dict], limit: int = MAX_INSTANCES) -> tuple[list[dict], Counter]:
-    """Drop empty outputs, output == input, duplicates, and inputs with conflicting outputs.
-
-    Two or more different outputs for one non-empty input are all dropped; a task
-    with no input keeps its first output only. At most ``limit`` are returned.
-    """
-    dropped: Counter = Counter()
-    ok = []
-    for inst in instances:
-        reason = instance_reason(inst["input"], inst["output"])
-        if reason:
-            dropped[reason] += 1
-        else:
-            ok.append(inst)
-    outputs: dict[str, set] = {}
-    for inst in ok:
-        outputs.setdefault(_norm(inst["input"]), set()).add(_norm(inst["output"]))
-    out, seen = [], set()
-    for inst in ok:
-        key = (_norm(inst["input"]), _norm(inst["output"]))
-        if key in seen:
-            dropped["duplicate_instance"] += 1
-        elif len(outputs[key[0]]) > 1 and (key[0] or any(k[0] == "" for k in seen)):
-            dropped["conflicting_outputs"] += 1
-        else:
-            seen.add(key)
-            out.append({"input": inst["input"].strip(), "output": inst["output"].strip()})
-    if len(out) > limit:
-        dropped["over_limit"] += len(out) - limit
-    return out[:limit], dropped
-
-
 def instance_prompts(teacher, cfg, rng, seeds, cands, labels) -> list:
     return [P.instance_prompt(c.instruction, P.pick_demos(rng, seeds, classification=y), classification=y,
                               chat=teacher.is_chat, count=cfg.instances) for c, y in zip(cands, labels)]
@@ -281,7 +245,7 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
         parsed = parse_instances(out.text, classification=y, finish_reason=out.finish_reason,
                                  prefix="" if chat else P.instance_prefix(y))
         dropped.update(reason for _, reason in parsed.rejected)
-        cand.instances, why = clean_instances(parsed.items, cfg.instances)
+        cand.instances, why = clean_instances(parsed.items, cfg.instances, cand.instruction)
         cand.error = out.error
         dropped.update(why)
         (keep(cand, y) if cand.instances else reject(cand, "no_instances"))
@@ -334,9 +298,13 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
         checkpoint()
         if cfg.style == "alpaca":
             for cand in kept:
-                cand.instances, why = clean_instances(cand.instances, cfg.instances)
+                cand.instances, why = clean_instances(cand.instances, cfg.instances, cand.instruction)
                 dropped.update(why)
-                (keep(cand, False) if cand.instances else reject(cand, "no_instances"))
+                if not cand.instances:
+                    reject(cand, "missing_input" if why["missing_input"] else "no_instances")
+            kept = [c for c in kept if c.instances]
+            for cand, repeated in zip(kept, repeated_outputs([vars(c) for c in kept])):
+                (reject(cand, repeated) if repeated else keep(cand, False))
         else:
             labels = classify(teacher, cfg, kept, label, answered)
             checkpoint()

@@ -2,8 +2,8 @@
 
 Every builder returns a plain string for a base (completion) teacher or a list
 of ``{role, content}`` messages for a chat teacher. Base prompts end where the
-teacher should continue (``"9."``, ``"Input:"``, ...); the parser in
-``parsing.py`` gets that prefix back through ``CONTINUES``.
+teacher should continue (``"9."``, ``"Input:"``, ...); the parsers in
+``parsing.py`` get that prefix back through their ``prefix`` argument.
 """
 from __future__ import annotations
 
