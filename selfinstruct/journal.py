@@ -16,11 +16,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from . import writers
 from .budget import recorded_cost
 from .formatting import to_messages
-from .writers import (
-    JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
-)
+from .writers import JsonlWriter, OutputError, atomic_write_json, read_jsonl_lenient, write_jsonl
 
 FILES = ("tasks.jsonl", "data.jsonl", "data.messages.jsonl", "rejected.jsonl", "stats.json", "run.json")
 USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens", "unreported")
@@ -50,12 +49,7 @@ def message_rows(task: dict) -> list[dict]:
 
 def check_out_dir(out) -> Path:
     """Refuse an output folder we cannot use; say nothing yet about resuming."""
-    out = check_out_folder(out)
-    if out.is_dir():
-        others = [p.name for p in out.iterdir() if p.name not in FILES and not p.name.endswith(".tmp")]
-        if others and not (out / "run.json").exists():
-            raise OutputError(f"{out}: is not empty and holds no generate run (run.json); choose another --out")
-    return out
+    return writers.check_out_dir(out, ours=FILES, marker="run.json", what="generate run")
 
 
 def empty_round(n: int) -> dict:

@@ -4,25 +4,31 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _figure(width: float = 7.0, height: float = 4.0):
+def _figure(width: float = 7.0, height: float = 4.0, layout: str | None = None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, format="png")
     return path
 
 
 def plot_rounds(rounds: list[dict], path) -> Path:
     """Kept and rejected (stacked by reason) per round; rejected totals per reason."""
-    fig = _figure(10, 4)
+    return _save(rounds_figure(rounds), path)
+
+
+def rounds_figure(rounds: list[dict]):
+    """The figure of :func:`plot_rounds`; its legend sits above the axes, clear of the bars."""
+    fig = _figure(10, 4, layout="constrained")
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     labels = [str(r["round"]) for r in rounds]
     reasons = sorted({k for r in rounds for k in r.get("rejected", {})},
@@ -36,13 +42,14 @@ def plot_rounds(rounds: list[dict], path) -> Path:
     ax.set_xlabel("round")
     ax.set_ylabel("candidate instructions")
     ax.set_title("Kept and rejected per round")
-    ax.legend(fontsize=7)
+    handles, names = ax.get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside upper center", ncol=min(4, len(names)), fontsize=7, frameon=False)
     totals = [sum(r.get("rejected", {}).get(k, 0) for r in rounds) for k in reasons]
     ax2.barh(reasons[::-1], totals[::-1], color="#c62828")
     ax2.set_xlabel("rejected (all rounds)")
     ax2.set_title("Rejections by reason")
     _integer_ticks(ax.yaxis, ax2.xaxis)
-    return _save(fig, path)
+    return fig
 
 
 def _integer_ticks(*axes) -> None:
@@ -86,4 +93,22 @@ def plot_verbs(verbs: list[tuple[str, int]], path) -> Path:
     ax.set_xlabel("instructions")
     ax.set_title(f"Most common leading words (top {len(verbs)})")
     _integer_ticks(ax.xaxis)
+    return _save(fig, path)
+
+
+def plot_losses(rows: list[dict], path) -> Path:
+    """Train and validation loss per optimizer step, from ``train``'s metrics.jsonl rows."""
+    fig = _figure(7, 4)
+    ax = fig.subplots()
+    tr = [(r["step"], r["loss"]) for r in rows if r.get("type") == "train"]
+    ev = [(r["step"], r["eval_loss"]) for r in rows if r.get("type") == "eval"]
+    if tr:
+        ax.plot(*zip(*tr), label="train")
+    if ev:
+        ax.plot(*zip(*ev), marker="o", label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (response tokens)")
+    if tr or ev:
+        ax.legend()
+    ax.grid(alpha=0.3)
     return _save(fig, path)

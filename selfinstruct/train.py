@@ -185,29 +185,6 @@ def trim_metrics(path: Path, step: int) -> None:
     write_jsonl(path, rows)
 
 
-def plot_losses(metrics_path: Path, png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_jsonl_lenient(metrics_path)
-    tr = [(r["step"], r["loss"]) for r in rows if r.get("type") == "train"]
-    ev = [(r["step"], r["eval_loss"]) for r in rows if r.get("type") == "eval"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    if tr:
-        ax.plot(*zip(*tr), label="train")
-    if ev:
-        ax.plot(*zip(*ev), marker="o", label="validation")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (response tokens)")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------- callbacks
 
 
@@ -373,5 +350,6 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     if trainer.is_world_process_zero():
         with JsonlWriter(metrics_path) as w:
             w.write(summary)
-        plot_losses(metrics_path, out / "loss.png")
+        from .plots import plot_losses
+        plot_losses(read_jsonl_lenient(metrics_path), out / "loss.png")
     return summary

@@ -76,6 +76,21 @@ def check_new_files(folder, names) -> Path:
     return folder
 
 
+def check_out_dir(path, *, ours: Iterable[str] = (), marker: str | None = None, what: str = "run",
+                  hint: str = "choose another --out") -> Path:
+    """An output folder a command may fill: new, empty, holding only files named in ``ours`` (and
+    ``*.tmp`` leftovers of an atomic write), or holding ``marker``, the file that shows an earlier run of
+    the same command is there (to resume). Anything else is someone else's folder: refused."""
+    out = check_out_folder(path)
+    if out.is_dir():
+        ours = set(ours)
+        others = [p.name for p in out.iterdir() if p.name not in ours and not p.name.endswith(".tmp")]
+        if others and not (marker and (out / marker).exists()):
+            held = f" and holds no {what} ({marker})" if marker else ""
+            raise OutputError(f"{out}: is not empty{held}; {hint}")
+    return out
+
+
 def repair_jsonl(path) -> int:
     """Cut a torn last line (one with no newline, left by a crash). Returns bytes removed."""
     path = Path(path)

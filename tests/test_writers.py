@@ -42,3 +42,25 @@ def test_replacing_a_file_keeps_its_mode(tmp_path, umask):
     path.chmod(0o640)
     atomic_write_text(path, "new")
     assert path.read_text() == "new" and _mode(path) == 0o640
+
+
+def test_check_out_dir_one_rule_for_every_command(tmp_path):
+    from selfinstruct.writers import OutputError, check_out_dir
+
+    assert check_out_dir(tmp_path / "new") == tmp_path / "new"            # created later by the caller
+    (tmp_path / "empty").mkdir()
+    check_out_dir(tmp_path / "empty")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "tasks.jsonl").write_text("")
+    (run / "stats.json.1a2b.tmp").write_text("")                          # a crash's leftover
+    check_out_dir(run, ours=["tasks.jsonl"], marker="run.json")
+    with pytest.raises(OutputError, match="is not empty; choose another --out"):
+        check_out_dir(run)
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"is not empty and holds no generate run \(run.json\)"):
+        check_out_dir(run, ours=["tasks.jsonl"], marker="run.json", what="generate run")
+    (run / "run.json").write_text("{}")
+    check_out_dir(run, ours=["tasks.jsonl"], marker="run.json")           # an earlier run: resume
+    with pytest.raises(OutputError, match="is not a folder"):
+        check_out_dir(run / "notes.txt")
