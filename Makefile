@@ -1,4 +1,5 @@
 # `make test` and `make demo` work on a fresh machine, offline but for PyPI.
+# `make demo OUT=DIR` picks the demo's folder (default: outputs/demo-<UTC timestamp>, new each run).
 PY ?= python3
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS = 1
@@ -17,7 +18,7 @@ test: install
 	$(PY) -m pytest -q
 
 demo: install
-	$(PY) -m selfinstruct.demo
+	$(PY) -m selfinstruct.demo $(if $(OUT),--out "$(OUT)")
 
 bench: install
 	$(PY) bench/filter_bench.py
