@@ -6,7 +6,8 @@ there. ``data.jsonl`` (one Alpaca row per instance) and ``data.messages.jsonl``
 when a crash left them behind. ``rejected.jsonl`` holds every
 rejected candidate. ``stats.json`` (atomic) lists finished rounds; while a round
 runs, its teacher usage so far sits under ``in_progress`` so a crash keeps the
-token count. ``run.json`` keeps the options that must not change on resume.
+token count. ``run.json`` keeps the options that must not change on resume, and
+under ``invocations`` the settings of every command that ran on the folder.
 """
 from __future__ import annotations
 
@@ -50,6 +51,22 @@ def message_rows(task: dict) -> list[dict]:
 def check_out_dir(out) -> Path:
     """Refuse an output folder we cannot use; say nothing yet about resuming."""
     return writers.check_out_dir(out, ours=FILES, marker="run.json", what="generate run")
+
+
+def run_settings(run: dict) -> dict:
+    """The settings of one invocation, as run.json's top level holds them (the latest one's)."""
+    return {k: v for k, v in run.items() if k not in ("created", "resumed", "invocations")}
+
+
+def invocations_of(run: dict) -> list[dict]:
+    """The history of invocations in an earlier run.json; one written before the history was kept
+    gives its last invocation only (the settings it holds)."""
+    if isinstance(run.get("invocations"), list):
+        return run["invocations"]
+    if not run:
+        return []
+    started = (run.get("resumed") or [run.get("created")])[-1]
+    return [{"started": started, **run_settings(run)}]
 
 
 def empty_round(n: int) -> dict:
@@ -146,13 +163,13 @@ class RunState:
     def start(self, teacher_name: str) -> None:
         """Write run.json, open the journals, and bring data.jsonl in line with tasks.jsonl."""
         self.out.mkdir(parents=True, exist_ok=True)
+        now = _now()
         run = {**self.config, "teacher_name": teacher_name}
-        if self.paths["run"].exists():
-            old = json.loads(self.paths["run"].read_text(encoding="utf-8"))
-            run["created"] = old.get("created", run.get("created"))
-            run["resumed"] = old.get("resumed", []) + ([_now()] if self.resumed else [])
-        else:
-            run["created"] = _now()
+        old = json.loads(self.paths["run"].read_text(encoding="utf-8")) if self.paths["run"].exists() else {}
+        run["created"] = old.get("created", now)
+        run["resumed"] = old.get("resumed", []) + ([now] if self.resumed else [])
+        this = {"started": now, "from_round": self.next_round, **run_settings(run)}
+        run["invocations"] = invocations_of(old) + [this]
         atomic_write_json(self.paths["run"], run)
         self._reconcile_data()
         for name in ("tasks", "data", "messages", "rejected"):
