@@ -45,9 +45,13 @@ def test_min_versions_job_installs_every_floor():
 def test_floors_cover_what_the_code_uses():
     floors = _floors()
     # TrainingArguments(activation_checkpointing=...) first exists in transformers 5.23.0, which
-    # itself needs torch >= 2.6, accelerate >= 1.1.0, tokenizers >= 0.23.1 and safetensors >= 0.8.0
+    # itself needs torch >= 2.6, tokenizers >= 0.23.1 and safetensors >= 0.8.0, and accelerate >= 1.3
+    # (its Trainer calls unwrap_model(keep_torch_compile=...), though it declares >= 1.1)
     assert _v(floors["transformers"]) >= (5, 23) and _v(floors["torch"]) >= (2, 6)
-    assert _v(floors["accelerate"]) >= (1, 1) and _v(floors["tokenizers"]) >= (0, 23, 1)
+    assert _v(floors["accelerate"]) >= (1, 3) and _v(floors["tokenizers"]) >= (0, 23, 1)
+    # current pyarrow (datasets, imported by the Trainer) refuses numpy 1.x; matplotlib 3.8.4 is
+    # the first built for numpy 2
+    assert _v(floors["numpy"]) >= (2, 0) and _v(floors["matplotlib"]) >= (3, 8, 4)
     assert _v(floors["openai"]) >= (1, 55, 3)   # older clients pass `proxies`, which httpx 0.28 removed
     assert "jsonlines" not in floors
 
