@@ -11,11 +11,13 @@ missing_input is counted per row. repeated_output is counted within blocks of 20
 (an Alpaca-style request asks for 20) and with the whole file as one response (far stricter than
 generate, which applies it within one round). Writes the
 ``## missing_input and repeated_output`` section of docs/benchmarks.md.
-Usage: python bench/rules_bench.py [--data DIR] [--examples 10] [--no-write]
+--run DIR adds the counts of a generate folder (its stats.json), with the command that made it.
+Usage: python bench/rules_bench.py [--data DIR] [--run DIR --run-command TEXT] [--examples 10] [--no-write]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -52,6 +54,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     p.add_argument("--examples", type=int, default=10)
+    p.add_argument("--run", type=Path, default=None, help="a generate output folder to report on")
+    p.add_argument("--run-command", default="", help="how that folder was made (shown as given)")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     results = [measure(args.data / name) for name in FILES if (args.data / name).exists()]
@@ -77,6 +81,16 @@ def main(argv=None) -> int:
             lines += [f"- `{x['instruction'][:110].replace(chr(10), ' ').replace('`', chr(39))}`"
                       for x in r["missing_input"][:args.examples]]
             lines.append("")
+    if args.run:
+        total = json.loads((args.run / "stats.json").read_text())["total"]
+        rej, dropped = total["rejected"], total.get("instances_dropped", {})
+        lines += [f"A real generate run, `{args.run_command or args.run}`: {total['candidates']} candidates, "
+                  f"{total['kept']} kept, "
+                  f"{total['kept'] + sum(rej.get(k, 0) for k in ('missing_input', 'repeated_output', 'no_instances'))}"
+                  " past screening (the two rules judge only those); rejected as missing_input {rej.get('missing_input', 0)}, as "
+                  f"repeated_output {rej.get('repeated_output', 0)}; instances dropped as missing_input "
+                  f"{dropped.get('missing_input', 0)}. All rejections: "
+                  + ", ".join(f"{k} {v}" for k, v in rej.items()) + ".", ""]
     body = "\n".join(lines) + "\n"
     print(body)
     if not args.no_write:
