@@ -84,12 +84,11 @@ def main(argv=None) -> int:
     if args.run:
         total = json.loads((args.run / "stats.json").read_text())["total"]
         rej, dropped = total["rejected"], total.get("instances_dropped", {})
+        judged = total["kept"] + sum(rej.get(k, 0) for k in ("missing_input", "repeated_output", "no_instances"))
         lines += [f"A real generate run, `{args.run_command or args.run}`: {total['candidates']} candidates, "
-                  f"{total['kept']} kept, "
-                  f"{total['kept'] + sum(rej.get(k, 0) for k in ('missing_input', 'repeated_output', 'no_instances'))}"
-                  " past screening (the two rules judge only those); rejected as missing_input {rej.get('missing_input', 0)}, as "
-                  f"repeated_output {rej.get('repeated_output', 0)}; instances dropped as missing_input "
-                  f"{dropped.get('missing_input', 0)}. All rejections: "
+                  f"{total['kept']} kept, {judged} past screening (the two rules judge only those); rejected as "
+                  f"missing_input {rej.get('missing_input', 0)}, as repeated_output {rej.get('repeated_output', 0)}; "
+                  f"instances dropped as missing_input {dropped.get('missing_input', 0)}. All rejections: "
                   + ", ".join(f"{k} {v}" for k, v in rej.items()) + ".", ""]
     body = "\n".join(lines) + "\n"
     print(body)
