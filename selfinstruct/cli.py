@@ -129,7 +129,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="Print the planned requests, tokens and cost per round as a range; send and write nothing.")
 @click.option("--prompts-per-round", type=click.IntRange(1), default=None,
               help="Instruction-generation requests per round. Default: follows the teacher: 20 (selfinstruct) or "
-                   "5 (alpaca) for openai:, 24 or 4 for local teachers (about a minute of a 2-core CPU).")
+                   "5 (alpaca) for openai:, 8 or 4 for local teachers (about two minutes of a 2-core CPU).")
 @click.option("--instances", type=click.IntRange(1, 5), default=5, show_default=True,
               help="At most this many input/output instances per task.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.7, show_default=True,
@@ -143,9 +143,12 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--max-tokens", type=click.IntRange(16), default=512, show_default=True,
               help="Token limit per instruction-generation request (instance requests use at most 256).")
 @click.option("--temperature", type=click.FloatRange(0), default=None,
-              help="Sampling temperature. Default: 0.7 (the paper's) for openai:; local teachers: see README.")
+              help="Sampling temperature. Default: 0.7 (the paper's) for openai:, 1.0 for local teachers.")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="Nucleus sampling top-p. Default: 0.5 (the paper's) for openai:; local teachers: see README.")
+              help="Nucleus sampling top-p. Default: 0.5 (the paper's) for openai:, 0.9 for local teachers.")
+@click.option("--repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
+              help="Local llama.cpp teachers: penalty on tokens repeated within a sequence's last 64 (1 = off). "
+                   "Default: 1 (off).")
 @click.option("--engine", type=click.Choice(["auto", "llamacpp", "transformers"]), default="auto", show_default=True,
               help="Engine for the packaged local teachers (embedded, smollm2): llama.cpp when installed, "
                    "else transformers.")
@@ -159,7 +162,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--no-decontaminate", is_flag=True, help="Check candidates against no eval set at all.")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
-             seed, max_tokens, temperature, top_p, engine, batch_size, trust_remote_code, skip_invalid, eval_paths,
+             seed, max_tokens, temperature, top_p, repeat_penalty, engine, batch_size, trust_remote_code,
+             skip_invalid, eval_paths,
              no_decontaminate):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
@@ -180,8 +184,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     evals = () if no_decontaminate else tuple(describe(["packaged", *eval_paths]))
     cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
-                         temperature=temperature, top_p=top_p, endpoint=endpoint, base_url=base_url,
-                         seeds=seeds_path, price_in=price_in, price_out=price_out,
+                         temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
+                         base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
                          decontaminate=evals)
     skipped = []
     seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
@@ -205,7 +209,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         state.stats.pop("budget", None)  # an earlier invocation's cap does not carry over
     t = make_teacher(teacher, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
                      timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
-                     seed=seed, engine=engine, batch_size=batch_size, log=lambda m: click.echo(m, err=True))
+                     seed=seed, engine=engine, batch_size=batch_size, repeat_penalty=cfg.repeat_penalty,
+                     log=lambda m: click.echo(m, err=True))
     try:
         stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True), decontam=decontam)
     except BudgetReached as e:

@@ -35,8 +35,8 @@ MAX_INSTANCES = 5
 # sampling and 20 requests a round, as its scripts batch. Local teachers: what fills about a minute of
 # a 2-core CPU on llama.cpp, with the sampling that kept the most tasks per 1,000 generated tokens.
 DEFAULTS = {
-    "api": {"selfinstruct": 20, "alpaca": 5, "temperature": 0.7, "top_p": 0.5},
-    "local": {"selfinstruct": 24, "alpaca": 4, "temperature": 0.7, "top_p": 0.5},
+    "api": {"selfinstruct": 20, "alpaca": 5, "temperature": 0.7, "top_p": 0.5, "repeat_penalty": 1.0},
+    "local": {"selfinstruct": 8, "alpaca": 4, "temperature": 1.0, "top_p": 0.9, "repeat_penalty": 1.0},
 }
 
 
@@ -59,6 +59,7 @@ class GenerateConfig:
     max_tokens: int = 512
     temperature: float | None = None  # None: the teacher kind's default (DEFAULTS)
     top_p: float | None = None
+    repeat_penalty: float | None = None  # local llama.cpp teachers only
     endpoint: str = "chat"
     base_url: str | None = None
     seeds: str | None = None
@@ -84,6 +85,8 @@ class GenerateConfig:
             self.temperature = defaults["temperature"]
         if self.top_p is None:
             self.top_p = defaults["top_p"]
+        if self.repeat_penalty is None:
+            self.repeat_penalty = defaults["repeat_penalty"]
 
     def run_json(self) -> dict:
         """What run.json keeps (never an API key: there is none in here)."""

@@ -123,7 +123,7 @@ def instance_prefix(classification: bool) -> str:
 
 
 def instance_stop(*, chat: bool, count: int = 5) -> list[str] | None:
-    return ["\nTask:", f"Example {count + 1}"] if not chat else None
+    return ["\nTask:", "\nTask ", f"Example {count + 1}"] if not chat else None
 
 
 # --------------------------------------------------------------------------- alpaca style

@@ -35,7 +35,7 @@ def llamacpp_available() -> str | None:
 
 def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="chat", concurrency=16, timeout=60.0,
                  max_retries=6, batch_size=None, trust_remote_code=False, seed=0, engine="auto",
-                 log=None) -> Teacher:
+                 repeat_penalty=1.0, log=None) -> Teacher:
     """Build the teacher for ``spec`` (see the module docstring).
 
     API teachers use ``base_url``/``api_key`` (else ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; a custom
@@ -75,6 +75,6 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
     except ModelError as e:
         raise TeacherError(str(e)) from None
     teacher = LlamaCppTeacher(path, name=NAMES.get(target, f"gguf:{target}"), chat=chat or kind == "gguf",
-                              parallel=batch_size or 16, seed=seed)
+                              parallel=batch_size or 16, seed=seed, repeat_penalty=repeat_penalty)
     say(f"teacher {teacher.name} on llama.cpp, {teacher.parallel} sequences at a time")
     return teacher

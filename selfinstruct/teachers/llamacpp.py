@@ -32,6 +32,7 @@ class _Seq:
     new: list[int] = field(default_factory=list)
     text: bytes = b""
     hit_eos: bool = False
+    sampler: object = None
 
 
 def _silence_logs(L) -> None:
@@ -49,7 +50,7 @@ class LlamaCppTeacher:
     """A GGUF model on llama.cpp. With ``chat``, chat prompts go through the GGUF's own template."""
 
     def __init__(self, gguf_path: str, *, name: str, chat: bool = False, parallel: int = 16, context: int = 2048,
-                 threads: int | None = None, seed: int = 0):
+                 threads: int | None = None, seed: int = 0, repeat_penalty: float = 1.0):
         try:
             import llama_cpp as L
         except ImportError as e:
@@ -57,6 +58,7 @@ class LlamaCppTeacher:
         self.L, self.name, self.seed, self._calls = L, name, seed, 0
         self.usage = Usage()
         self.parallel, self.context = max(1, parallel), context
+        self.repeat_penalty = repeat_penalty  # over each sequence's last 64 tokens; 1.0 = off
         _silence_logs(L)
         L.llama_backend_init()
         self.model = L.llama_model_load_from_file(str(gguf_path).encode(), L.llama_model_default_params())
@@ -119,14 +121,19 @@ class LlamaCppTeacher:
 
     # ------------------------------------------------------------------ the engine
 
-    def _sampler(self, temperature: float, top_p: float):
+    def _sampler(self, temperature: float, top_p: float, n: int):
+        """One sampler chain per sequence (a repetition penalty remembers its own sequence's tokens)."""
         L = self.L
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
         if temperature > 0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(TOP_K))
+            if self.repeat_penalty != 1.0:
+                L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
+                    L.llama_vocab_n_tokens(self.vocab), 64, self.repeat_penalty, 0.0, 0.0))
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(temperature))
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(top_p, 1))
-            L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist((self.seed * 1000003 + self._calls) & 0xFFFFFFFF))
+            seed = (self.seed * 1000003 + self._calls * 9973 + n) & 0xFFFFFFFF
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_dist(seed))
         else:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_greedy())
         return chain
@@ -169,7 +176,6 @@ class LlamaCppTeacher:
         queue = deque(sorted(range(len(ids)), key=lambda i: -len(ids[i])))
         free, active = list(range(self.parallel)), []
         mem = L.llama_get_memory(self.ctx)
-        chain = self._sampler(temperature, top_p)
         longest_stop = max((len(s.encode()) for s in stop or () if s), default=0)
         try:
             with progress_bar(len(ids), progress) as bar:
@@ -185,14 +191,15 @@ class LlamaCppTeacher:
                                 f"{self.context} tokens"))
                             continue
                         budget = min(max_tokens, self.context - len(ids[i]))
-                        active.append(_Seq(i, free.pop(), ids[i], budget))
+                        active.append(_Seq(i, free.pop(), ids[i], budget,
+                                           sampler=self._sampler(temperature, top_p, i)))
                     if not active:
                         continue
                     want = self._fill(active)
                     if L.llama_decode(self.ctx, self.batch) != 0:
                         raise TeacherError("llama.cpp failed to decode a batch (out of KV cache memory?)")
                     for pos, s in want:
-                        tok = L.llama_sampler_sample(chain, self.ctx, pos)
+                        tok = L.llama_sampler_sample(s.sampler, self.ctx, pos)
                         if L.llama_vocab_is_eog(self.vocab, tok):
                             s.hit_eos = True
                         else:
@@ -201,6 +208,7 @@ class LlamaCppTeacher:
                     for s in [s for _, s in want if self._done(s, stop, longest_stop)]:
                         active.remove(s)
                         L.llama_memory_seq_rm(mem, s.slot, -1, -1)
+                        L.llama_sampler_free(s.sampler)
                         free.append(s.slot)
                         self.usage.requests += 1
                         bar.update(1)
@@ -208,7 +216,7 @@ class LlamaCppTeacher:
         finally:
             for s in active:
                 L.llama_memory_seq_rm(mem, s.slot, -1, -1)
-            L.llama_sampler_free(chain)
+                L.llama_sampler_free(s.sampler)
 
     @staticmethod
     def _done(s: _Seq, stop, longest_stop: int) -> bool:
