@@ -160,11 +160,16 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="Also reject candidates that leak a row of this eval file (any file eval or train reads); "
                    "the packaged eval set is always checked. Repeatable.")
 @click.option("--no-decontaminate", is_flag=True, help="Check candidates against no eval set at all.")
+@click.option("--tokenizer", "rouge_tokenizer", type=click.Choice(["rouge", "unicode"]), default="rouge",
+              show_default=True, help="ROUGE-L words, as in `filter`: rouge-score's (ASCII), or unicode for any "
+                                      "script (also turns off the English-only rules).")
+@click.option("--blacklist", default=None, metavar="WORD,...",
+              help="Comma-separated words that mark tasks a text model cannot do (replaces the default list, "
+                   "as in `filter`; '' for none).")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
              seed, max_tokens, temperature, top_p, repeat_penalty, engine, batch_size, trust_remote_code,
-             skip_invalid, eval_paths,
-             no_decontaminate):
+             skip_invalid, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
@@ -186,7 +191,9 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
                          temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
                          base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
-                         decontaminate=evals)
+                         decontaminate=evals, tokenizer=rouge_tokenizer,
+                         blacklist=None if blacklist is None else tuple(w.strip() for w in blacklist.split(",")
+                                                                        if w.strip()))
     skipped = []
     seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
     for err in skipped:

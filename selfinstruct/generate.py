@@ -66,6 +66,8 @@ class GenerateConfig:
     price_in: float | None = None
     price_out: float | None = None
     decontaminate: tuple = ("packaged",)  # eval files a candidate must not leak (decontam.py); () = off
+    tokenizer: str = "rouge"  # ROUGE-L words: rouge-score's, or "unicode" for any script (as `filter`)
+    blacklist: tuple | None = None  # words that mark tasks a text model cannot do; None: filters' default
     budget: object = None  # a budget.Budget (--max-cost): checked before every teacher call
 
     def __post_init__(self):
@@ -114,11 +116,15 @@ class Screen:
     (``admit``), so a resumed run gates exactly as an uninterrupted one.
     """
 
-    def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = (), decontam=None):
+    def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = (), decontam=None,
+                 tokenizer: str = "rouge", blacklist=None):
         self.decontam = decontam  # a decontam.DecontamIndex, or None
         # floor 0: every kept task gets its exact max ROUGE-L to the earlier pool
         self.threshold = threshold
-        self.index = RougeIndex(threshold, floor=0.0)
+        self.tokenizer = tokenizer
+        self.rules = {"unicode": tokenizer == "unicode",
+                      **({} if blacklist is None else {"blacklist": tuple(blacklist)})}
+        self.index = RougeIndex(threshold, tokenizer, floor=0.0)
         self.kept: set[str] = set()
         for t in seeds:
             self.index.add(t["instruction"])
@@ -137,7 +143,7 @@ class Screen:
         if hit:
             cand.contamination = hit.as_fields()
             return "contaminated"
-        reason = instruction_reason(cand.instruction)
+        reason = instruction_reason(cand.instruction, **self.rules)
         if reason:
             return reason
         key = " ".join(cand.instruction.split())
@@ -154,7 +160,7 @@ class Screen:
 
 def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
     """Split one round's candidates; each is compared with the gate and the round's earlier passes."""
-    kept, rejected, peers, keys = [], [], RougeIndex(gate.threshold, floor=0.0), set()
+    kept, rejected, peers, keys = [], [], RougeIndex(gate.threshold, gate.tokenizer, floor=0.0), set()
     for c in cands:
         reason = gate.check(c, peers, keys)
         if reason:
@@ -322,7 +328,8 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
 
 def build_screen(cfg: GenerateConfig, state: RunState, decontam=None) -> Screen:
     """The ROUGE-L gate over the seeds and the kept tasks (what an uninterrupted run holds too)."""
-    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks], decontam)
+    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks], decontam,
+                  cfg.tokenizer, cfg.blacklist)
 
 
 def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], None] = print,

@@ -26,7 +26,8 @@ FILES = ("tasks.jsonl", "data.jsonl", "data.messages.jsonl", "rejected.jsonl", "
 USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens", "unreported")
 # options that define the data; resuming with other values would mix two runs in one folder
 FIXED = {"teacher": "--teacher", "style": "--style", "threshold": "--threshold", "instances": "--instances",
-         "seed": "--seed", "endpoint": "--endpoint", "seeds_sha256": "--seeds (other seed tasks)"}
+         "seed": "--seed", "endpoint": "--endpoint", "seeds_sha256": "--seeds (other seed tasks)",
+         "tokenizer": "--tokenizer", "blacklist": "--blacklist"}
 
 
 def seeds_digest(seeds: list[dict]) -> str:
@@ -137,7 +138,7 @@ class RunState:
         if not self.resumed:
             return  # nothing was generated yet: the new options simply replace the old ones
         for key, flag in FIXED.items():
-            if key in old and old[key] != self.config.get(key):
+            if key in old and old[key] != json.loads(json.dumps(self.config.get(key))):  # tuples as lists
                 shown = "" if key == "seeds_sha256" else f" {old[key]} (this run: {self.config.get(key)})"
                 raise OutputError(f"{self.out}: cannot resume, it was generated with {flag}{shown}; "
                                   "use the same options or another --out")

@@ -332,3 +332,18 @@ def test_cli_teacher_error_is_one_line(tmp_path, monkeypatch):
     res = CliRunner().invoke(cli.main, ["generate", "--teacher", "openai:gpt-4o-mini", "--seeds", str(seeds),
                                         "--out", str(tmp_path / "o")])
     assert res.exit_code == 2 and res.output == "error: OPENAI_API_KEY is not set\n"
+
+
+def test_generate_takes_filter_tokenizer_and_blacklist(tmp_path):
+    """--tokenizer unicode and --blacklist reach the gate, and a resume must keep them."""
+    cfg = GenerateConfig(rounds=1, prompts_per_round=2, blacklist=("explain",), tokenizer="unicode")
+    state = RunState(tmp_path / "run", cfg.run_json(), seed_tasks())
+    run(FakeTeacher(), cfg, state, echo=lambda m: None)
+    tasks, _, rejected, _ = files(tmp_path)
+    assert {r["reason"] for r in rejected if r["instruction"].startswith("Explain")} == {"blacklist:explain"}
+    assert tasks and not any(t["instruction"].startswith("Explain") for t in tasks)
+    again = GenerateConfig(rounds=2, prompts_per_round=2, blacklist=("explain",), tokenizer="unicode")
+    RunState(tmp_path / "run", again.run_json(), seed_tasks())  # same options: resumes
+    with pytest.raises(OutputError, match="--blacklist"):
+        RunState(tmp_path / "run", GenerateConfig(rounds=2, prompts_per_round=2, tokenizer="unicode").run_json(),
+                 seed_tasks())
