@@ -103,6 +103,7 @@ class Candidate:
     most_similar: str | None = None
     error: str | None = None  # why the teacher request behind it failed for good
     contamination: dict | None = None  # the eval row it leaks and the rule (decontam.Hit.as_fields)
+    responses: dict | None = None  # stage -> id of the raw teacher answer in responses.jsonl
 
 
 # --------------------------------------------------------------------------- screening
@@ -189,7 +190,7 @@ def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progre
 
 
 def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], pool: list[dict], label: str,
-            answered: Callable = lambda: None):
+            answered: Callable = lambda: None, record: Callable = lambda stage, c: None):
     """Ask for new tasks; returns (candidates, [(garbage Candidate, reason)])."""
     chat = teacher.is_chat
     shown, built = [], []
@@ -208,15 +209,16 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
                      answered=answered)
     cands, garbage = [], []
     for n, c in zip(shown, outs):
+        source = {"instructions": record("instructions", c)}
         if cfg.style == "alpaca":
             parsed = parse_alpaca(c.text, finish_reason=c.finish_reason,
                                   prefix="" if chat else f"{n + 1}. Instruction:")
-            cands += [Candidate(t["instruction"], [{"input": t["input"], "output": t["output"]}])
-                      for t in parsed.items]
+            cands += [Candidate(t["instruction"], [{"input": t["input"], "output": t["output"]}],
+                                responses=dict(source)) for t in parsed.items]
         else:
             parsed = parse_instructions(c.text, finish_reason=c.finish_reason, prefix="" if chat else f"{n + 1}.")
-            cands += [Candidate(text) for text in parsed.items]
-        garbage += [(Candidate(text, error=c.error), reason) for text, reason in parsed.rejected]
+            cands += [Candidate(text, responses=dict(source)) for text in parsed.items]
+        garbage += [(Candidate(text, error=c.error, responses=dict(source)), reason) for text, reason in parsed.rejected]
     return cands, garbage
 
 
@@ -239,7 +241,7 @@ def instance_prompts(teacher, cfg, rng, seeds, cands, labels) -> list:
 
 def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], cands: list[Candidate],
                   labels: list[bool], keep: Callable, reject: Callable, dropped: Counter, label: str,
-                  answered: Callable = lambda: None) -> None:
+                  answered: Callable = lambda: None, record: Callable = lambda stage, c: None) -> None:
     """Ask for every task's instances at once; parse, clean, then ``keep`` or ``reject`` each task
     as its answer arrives (no task waits for a slower one). ``answered`` runs after each."""
     chat = teacher.is_chat
@@ -251,6 +253,7 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
                                 temperature=cfg.temperature, top_p=cfg.top_p):
         answered()  # the spend is on disk before anything else happens
         cand, y = cands[i], labels[i]
+        cand.responses = {**(cand.responses or {}), "instances": record("instances", out)}
         parsed = parse_instances(out.text, classification=y, finish_reason=out.finish_reason,
                                  prefix="" if chat else P.instance_prefix(y))
         dropped.update(reason for _, reason in parsed.rejected)
@@ -283,22 +286,25 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
     def answered():  # after every teacher answer: its spend is on disk before anything else happens
         checkpoint(sync=False)
 
+    def record(stage: str, c) -> str:  # the raw answer, for auditing (responses.jsonl)
+        return state.add_response(round_no, stage, c.text, c.finish_reason)
+
     def reject(cand: Candidate, reason: str) -> None:
         state.add_rejected({"instruction": cand.instruction, "reason": reason, "round": round_no,
                             "similarity": cand.similarity, "most_similar": cand.most_similar,
-                            "error": cand.error, **(cand.contamination or {})})
+                            "error": cand.error, "responses": cand.responses, **(cand.contamination or {})})
 
     def keep(cand: Candidate, is_cls: bool) -> None:
         task = {"instruction": cand.instruction, "instances": cand.instances, "is_classification": is_cls,
                 "round": round_no, "teacher": teacher.name, "similarity": cand.similarity,
-                "most_similar": cand.most_similar}
+                "most_similar": cand.most_similar, "responses": cand.responses}
         if state.add_task(task):
             gate.admit(cand.instruction)
         else:
             reject(cand, "exact_duplicate")
 
     try:
-        cands, garbage = propose(teacher, cfg, rng, seeds, state.pool, label, answered)
+        cands, garbage = propose(teacher, cfg, rng, seeds, state.pool, label, answered, record)
         for cand, reason in garbage:
             reject(cand, reason)
         kept, rejected = screen(cands, gate)
@@ -317,7 +323,7 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
         else:
             labels = classify(teacher, cfg, kept, label, answered)
             checkpoint()
-            add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label, answered)
+            add_instances(teacher, cfg, rng, seeds, kept, labels, keep, reject, dropped, label, answered, record)
     except BaseException:
         checkpoint()  # a crash or a lost server keeps this round's teacher usage (retries, failures)
         raise

@@ -22,7 +22,8 @@ from .budget import recorded_cost
 from .formatting import to_messages
 from .writers import JsonlWriter, OutputError, atomic_write_json, read_jsonl_lenient, write_jsonl
 
-FILES = ("tasks.jsonl", "data.jsonl", "data.messages.jsonl", "rejected.jsonl", "stats.json", "run.json")
+FILES = ("tasks.jsonl", "data.jsonl", "data.messages.jsonl", "rejected.jsonl", "responses.jsonl", "stats.json",
+         "run.json")
 USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_tokens", "unreported")
 # options that define the data; resuming with other values would mix two runs in one folder
 FIXED = {"teacher": "--teacher", "style": "--style", "threshold": "--threshold", "instances": "--instances",
@@ -99,6 +100,7 @@ class RunState:
         self.paths = {name.split(".")[-2]: self.out / name for name in FILES}  # data.messages.jsonl: messages
         self.tasks: list[dict] = read_jsonl_lenient(self.paths["tasks"])
         self.rejected: list[dict] = read_jsonl_lenient(self.paths["rejected"])
+        self.responses = len(read_jsonl_lenient(self.paths["responses"]))  # ids go on from here
         self.stats = self._read_stats()
         self.resumed = bool(self.tasks or self.rejected or self.stats["rounds"])
         for row in self.stats["rounds"]:
@@ -173,7 +175,7 @@ class RunState:
         run["invocations"] = invocations_of(old) + [this]
         atomic_write_json(self.paths["run"], run)
         self._reconcile_data()
-        for name in ("tasks", "data", "messages", "rejected"):
+        for name in ("tasks", "data", "messages", "rejected", "responses"):
             self._writers[name] = JsonlWriter(self.paths[name])
         self.stats["teacher"] = teacher_name
         self.stats["seeds"] = len(self.seeds)
@@ -201,6 +203,14 @@ class RunState:
         self.tasks.append(task)
         self.instructions.add(task["instruction"])
         return True
+
+    def add_response(self, round_no: int, stage: str, text: str, finish_reason: str) -> str:
+        """Journal one raw teacher answer (to audit how a row was made); returns its id."""
+        rid = f"response_{self.responses}"
+        self._writers["responses"].write({"id": rid, "round": round_no, "stage": stage, "text": text,
+                                          "finish_reason": finish_reason})
+        self.responses += 1
+        return rid
 
     def add_rejected(self, row: dict) -> None:
         row = {k: v for k, v in row.items() if v is not None}

@@ -347,3 +347,22 @@ def test_generate_takes_filter_tokenizer_and_blacklist(tmp_path):
     with pytest.raises(OutputError, match="--blacklist"):
         RunState(tmp_path / "run", GenerateConfig(rounds=2, prompts_per_round=2, tokenizer="unicode").run_json(),
                  seed_tasks())
+
+
+def test_each_row_names_the_raw_teacher_answers_it_came_from(tmp_path):
+    make_run(tmp_path, FakeTeacher(), rounds=2)
+    tasks, _, rejected, _ = files(tmp_path)
+    responses = {r["id"]: r for r in read_jsonl_lenient(tmp_path / "run" / "responses.jsonl")}
+    assert tasks and len(responses) == len(set(responses))
+    for t in tasks:
+        src = t["responses"]
+        assert t["instruction"].split()[1] in responses[src["instructions"]]["text"]  # the list it was in
+        assert responses[src["instructions"]]["stage"] == "instructions"
+        assert t["instances"][0]["input"] in responses[src["instances"]]["text"]
+        assert responses[src["instances"]]["round"] == t["round"]
+    truncated = [r for r in rejected if r["reason"] == "truncated"]
+    assert truncated and all(r["responses"]["instructions"] in responses for r in truncated)
+    # a resumed run goes on numbering, never reusing an id
+    make_run(tmp_path, FakeTeacher(), rounds=3)
+    ids = [r["id"] for r in read_jsonl_lenient(tmp_path / "run" / "responses.jsonl")]
+    assert len(ids) == len(set(ids)) > len(responses)
