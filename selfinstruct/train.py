@@ -67,6 +67,26 @@ def warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
+MIN_ROWS = 32  # below this a full fine-tune memorises rows instead of learning the format (docs: demo)
+
+
+def small_data_warning(n_train: int) -> str | None:
+    if n_train >= MIN_ROWS:
+        return None
+    return (f"only {n_train} training examples: fewer than {MIN_ROWS} teach a model the rows, not the format "
+            "(a 2-row run made the embedded model answer 'Thank you' to everything); generate more data")
+
+
+def overfit_warning(history: list[dict]) -> str | None:
+    """Training loss near 0 while validation loss rose past its best: the model memorised the rows."""
+    train = [h["loss"] for h in history if "loss" in h]
+    val = [h["eval_loss"] for h in history if "eval_loss" in h]
+    if not train or len(val) < 2 or train[-1] > 0.05 or val[-1] <= 1.1 * min(val):
+        return None
+    return (f"training loss fell to {train[-1]:.3f} while validation loss rose from its best {min(val):.3f} "
+            f"to {val[-1]:.3f}: the model memorised its rows; use more data, fewer epochs or a lower --lr")
+
+
 # --------------------------------------------------------------------------- setup helpers
 
 
@@ -295,6 +315,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
                  "train_tokens": n_tokens, "train_response_tokens": n_trained}
     echo(f"data: {len(train_ex)} train / {len(val_ex)} validation examples, {n_tokens} tokens "
          f"({n_trained} trained); dropped {dropped_train + dropped_val} whose response --max-length cut entirely")
+    if small_data_warning(len(train_ex)):
+        warn(small_data_warning(len(train_ex)))
 
     metrics_path = out / "metrics.jsonl"
     state = PartialState()  # under accelerate launch / torchrun: one writer, after every rank checked
@@ -344,6 +366,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
             gen.eos_token_id = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
             gen.pad_token_id = gen.pad_token_id if gen.pad_token_id is not None else tokenizer.pad_token_id
             gen.save_pretrained(out)
+    if overfit_warning(trainer.state.log_history):
+        warn(overfit_warning(trainer.state.log_history))
     summary = {**data_info, "type": "summary", "step": trainer.state.global_step,
                "train_loss": result.training_loss, "best_eval_loss": trainer.state.best_metric,
                "best_checkpoint": trainer.state.best_model_checkpoint, "out": str(out)}

@@ -35,3 +35,19 @@ def test_make_demo_passes_out():
 
     assert cmd("OUT=/tmp/my demo")[0].endswith('-m selfinstruct.demo --out "/tmp/my demo"')
     assert cmd()[0].rstrip().endswith("-m selfinstruct.demo")
+
+
+def test_closing_lines_lead_with_the_headline(tmp_path):
+    import json
+
+    from selfinstruct.demo import closing_lines
+
+    gen, ev = tmp_path / "gen", tmp_path / "ev"
+    gen.mkdir()
+    ev.mkdir()
+    (gen / "stats.json").write_text(json.dumps({"total": {"kept": 40, "candidates": 90, "instances": 70}}))
+    (ev / "metrics.json").write_text(json.dumps({"comparisons": [{"headline": "tuned beats embedded: ROUGE-L"}]}))
+    assert closing_lines(gen, ev) == ["generated: 40 tasks kept of 90 candidates, 70 training rows",
+                                      "tuned beats embedded: ROUGE-L"]
+    (ev / "metrics.json").unlink()
+    assert closing_lines(gen, ev)[1].startswith("(no headline")

@@ -284,7 +284,6 @@ def test_demo_refuses_a_used_folder_and_picks_its_eval_data(tmp_path, monkeypatc
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "x").write_text("")
     assert demo.main(["--out", str(tmp_path / "used"), "--quick"]) == 2
-    assert demo.eval_data(tmp_path, "mine.jsonl") == (demo.Path("mine.jsonl"), "given with --eval-data")
-    monkeypatch.setattr(demo, "USER_ORIENTED", tmp_path / "absent.jsonl")
-    path, why = demo.eval_data(tmp_path / "model", None)
-    assert path == tmp_path / "model" / "val.jsonl" and "held out" in why
+    assert demo.eval_data(tmp_path, "mine.jsonl") == ("mine.jsonl", "given with --eval-data")
+    path, why = demo.eval_data(tmp_path / "model", None)  # never ../shared: a user's clone has none
+    assert path == "packaged" and "packaged eval set" in why

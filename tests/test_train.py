@@ -233,3 +233,14 @@ def test_report_to_tensorboard(setup, tmp_path):
     res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(tmp_path / "no-model"),
                                     "--out", str(tmp_path / "x"), "--report-to", "bogus"])
     assert res.exit_code == 2 and "unknown integration 'bogus'" in res.output and not (tmp_path / "x").exists()
+
+
+def test_warnings_for_data_too_small_to_learn_from():
+    from selfinstruct.train import MIN_ROWS, overfit_warning, small_data_warning
+
+    assert small_data_warning(MIN_ROWS) is None and "only 2 training examples" in small_data_warning(2)
+    memorised = [{"loss": 2.0}, {"eval_loss": 1.5}, {"loss": 0.01}, {"eval_loss": 1.9}]
+    assert "memorised" in overfit_warning(memorised)
+    assert overfit_warning([{"loss": 2.0}, {"eval_loss": 1.5}, {"loss": 0.5}, {"eval_loss": 1.9}]) is None
+    assert overfit_warning([{"loss": 2.0}, {"eval_loss": 1.5}, {"loss": 0.01}, {"eval_loss": 1.4}]) is None
+    assert overfit_warning([{"loss": 0.01}, {"eval_loss": 1.4}]) is None
