@@ -136,15 +136,13 @@ def check_model_files(path: str, spec: str, trust_remote_code: bool = False) -> 
 
 
 def _load_model(path: str, spec: str, trust_remote_code: bool):
-    """load_model_and_tokenizer, with a weights file that breaks while loading as one line too."""
-    from safetensors import SafetensorError
-
-    from .models import generation_dtype, load_model_and_tokenizer
+    """load_model_and_tokenizer; a model that does not load is one line naming the spec the user gave."""
+    from .models import ModelError, generation_dtype, load_model_and_tokenizer
 
     try:
         return load_model_and_tokenizer(path, dtype=generation_dtype(), trust_remote_code=trust_remote_code)
-    except SafetensorError as e:
-        raise load_error(spec, e) from None
+    except ModelError as e:
+        raise ModelError(str(e).replace(path, spec, 1) if str(e).startswith(path) else str(e)) from None
 
 
 def _prompts(rows, template, tokenizer, spec) -> list[str]:
