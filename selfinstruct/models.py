@@ -84,7 +84,9 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     del loaded
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
-    tmp.chmod(0o755)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # as mkdir would make it (mkdtemp ignores the umask)
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
