@@ -9,7 +9,7 @@ def test_run_json_keeps_each_invocations_settings(tmp_path):
 
     make_run(tmp_path, FakeTeacher(), rounds=1, temperature=0.7)
     make_run(tmp_path, FakeTeacher(), rounds=2, temperature=0.9, max_tokens=300)   # resume with other settings
-    make_run(tmp_path, FakeTeacher(), rounds=2)                                      # nothing left to do
+    make_run(tmp_path, FakeTeacher(), rounds=2, temperature=0.7)                     # nothing left to do
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     inv = run["invocations"]
     assert [(i["rounds"], i["temperature"], i["max_tokens"], i["from_round"]) for i in inv] == [
