@@ -28,10 +28,10 @@ from pathlib import Path
 
 
 SIZES = {  # stage settings: full demo, --quick (see docs/benchmarks.md "demo" for why so small)
-    "full": {"rounds": 2, "prompts": 4, "steps": 20, "batch": 2, "max_length": 256, "limit": 50, "new": 48,
-             "eval_batch": 10},
+    "full": {"rounds": 2, "prompts": 8, "steps": 30, "batch": 8, "max_length": 256, "limit": 50, "new": 64,
+             "eval_batch": 25, "lr": 5e-5},
     "quick": {"rounds": 1, "prompts": 2, "steps": 4, "batch": 1, "max_length": 192, "limit": 10, "new": 32,
-              "eval_batch": 10},
+              "eval_batch": 10, "lr": 5e-5},
 }
 
 
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stage(3, "train: full fine-tune of the embedded base model")
     times["train"] = cli("train", "--data", kept, "--model", "embedded", "--out", model,
-                         "--max-steps", size["steps"], "--batch-size", size["batch"],
+                         "--max-steps", size["steps"], "--batch-size", size["batch"], "--lr", size["lr"],
                          "--max-length", size["max_length"], "--val-fraction", 0.1, "--eval-steps", 0.5,
                          "--logging-steps", 5)
 

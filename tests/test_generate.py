@@ -366,3 +366,17 @@ def test_each_row_names_the_raw_teacher_answers_it_came_from(tmp_path):
     make_run(tmp_path, FakeTeacher(), rounds=3)
     ids = [r["id"] for r in read_jsonl_lenient(tmp_path / "run" / "responses.jsonl")]
     assert len(ids) == len(set(ids)) > len(responses)
+
+
+def test_an_instruction_without_instances_blocks_nothing_later(tmp_path):
+    """The gate holds kept tasks only: a candidate the teacher gave no usable instances can come back."""
+    def same(p, n):
+        return " Describe the quiet amber lagoon at dawn for a child.", "stop"
+
+    def inst(p, n):
+        return ("I cannot help." if n == 1 else f" q{n}\nOutput: r{n}"), "stop"
+
+    make_run(tmp_path, FakeTeacher({"instructions": same, "instances": inst}), rounds=2, prompts_per_round=1)
+    tasks, _, rejected, _ = files(tmp_path)
+    assert [(r["round"], r["reason"]) for r in rejected] == [(1, "no_instances")]
+    assert [(t["round"], t["instruction"]) for t in tasks] == [(2, "Describe the quiet amber lagoon at dawn for a child.")]
