@@ -27,7 +27,7 @@ from .filters import clean_instances, instruction_reason, repeated_outputs
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
 from .similarity import RougeIndex
-from .teachers import Usage, estimate_cost, iter_complete
+from .teachers import Usage, estimate_cost, in_order, iter_complete
 
 STYLES = ("selfinstruct", "alpaca")
 MAX_INSTANCES = 5
@@ -109,6 +109,11 @@ class Candidate:
 # --------------------------------------------------------------------------- screening
 
 
+def gate_key(instruction: str) -> str:
+    """An instruction's exact-duplicate key at screening (whitespace runs collapsed)."""
+    return " ".join(instruction.split())
+
+
 class Screen:
     """Heuristics + the ROUGE-L gate over the seeds and every kept instruction.
 
@@ -135,7 +140,7 @@ class Screen:
     def admit(self, instruction: str) -> None:
         """A kept instruction joins the gate."""
         self.index.add(instruction)
-        self.kept.add(" ".join(instruction.split()))
+        self.kept.add(gate_key(instruction))
 
     def check(self, cand: Candidate, peers: RougeIndex | None = None, peer_keys: set = frozenset()) -> str | None:
         """None to keep it; else the reason. Sets ``similarity``/``most_similar``."""
@@ -147,7 +152,7 @@ class Screen:
         reason = instruction_reason(cand.instruction, **self.rules)
         if reason:
             return reason
-        key = " ".join(cand.instruction.split())
+        key = gate_key(cand.instruction)
         if key in self.kept or key in peer_keys:
             return "exact_duplicate"
         best = (0.0, None)
@@ -169,7 +174,7 @@ def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[
         else:
             kept.append(c)
             peers.add(c.instruction)
-            keys.add(" ".join(c.instruction.split()))
+            keys.add(gate_key(c.instruction))
     return kept, rejected
 
 
@@ -181,12 +186,9 @@ def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progre
     """Every answer, in prompt order; ``answered`` runs as each arrives (to checkpoint the spend)."""
     if cfg.budget is not None:
         cfg.budget.check(teacher, prompts, max_tokens)  # raises budget.BudgetReached; nothing is sent
-    out = [None] * len(prompts)
-    for i, c in iter_complete(teacher, prompts, max_tokens=max_tokens, stop=stop, progress=progress,
-                              top_p=cfg.top_p, temperature=cfg.temperature if temperature is None else temperature):
-        out[i] = c
-        answered()
-    return out
+    answers = iter_complete(teacher, prompts, max_tokens=max_tokens, stop=stop, progress=progress, top_p=cfg.top_p,
+                            temperature=cfg.temperature if temperature is None else temperature)
+    return in_order(answers, len(prompts), answered)
 
 
 def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], pool: list[dict], label: str,

@@ -179,19 +179,25 @@ def trl_train(tmp_path, model_dir, dataset, **cfg):
     return trainer, out
 
 
-@pytest.mark.slow
-def test_trl_trains_on_prompt_completion_with_our_labels(tmp_path):
+def export_and_trl_train(tmp_path, fmt: str):
+    """Export ROWS as ``fmt``, load it with `datasets`, train 3 TRL steps; (source file, model dir, trainer)."""
     import math
 
     import datasets
 
     model_dir = make_tiny_model_dir(tmp_path / "tiny")
     src = write_rows(tmp_path / "src.jsonl", ROWS)
-    export(src, "prompt-completion", tmp_path / "pc.jsonl")
-    ds = datasets.load_dataset("json", data_files=str(tmp_path / "pc.jsonl"), split="train",
+    export(src, fmt, tmp_path / f"{fmt}.jsonl")
+    ds = datasets.load_dataset("json", data_files=str(tmp_path / f"{fmt}.jsonl"), split="train",
                                cache_dir=str(tmp_path / "cache"))
     trainer, out = trl_train(tmp_path, model_dir, ds)
     assert out.global_step == 3 and math.isfinite(out.training_loss)
+    return src, model_dir, trainer
+
+
+@pytest.mark.slow
+def test_trl_trains_on_prompt_completion_with_our_labels(tmp_path):
+    src, model_dir, trainer = export_and_trl_train(tmp_path, "prompt-completion")
     # TRL's tokens and completion-only mask are exactly ours: the same examples, the same loss targets
     from transformers import AutoTokenizer
 
@@ -203,17 +209,7 @@ def test_trl_trains_on_prompt_completion_with_our_labels(tmp_path):
 
 @pytest.mark.slow
 def test_trl_trains_on_messages(tmp_path):
-    import math
-
-    import datasets
-
-    model_dir = make_tiny_model_dir(tmp_path / "tiny")
-    src = write_rows(tmp_path / "src.jsonl", ROWS)
-    export(src, "messages", tmp_path / "m.jsonl")
-    ds = datasets.load_dataset("json", data_files=str(tmp_path / "m.jsonl"), split="train",
-                               cache_dir=str(tmp_path / "cache"))
-    trainer, out = trl_train(tmp_path, model_dir, ds)
-    assert out.global_step == 3 and math.isfinite(out.training_loss)
+    _, _, trainer = export_and_trl_train(tmp_path, "messages")
     first = trainer.processing_class.decode(trainer.train_dataset[1]["input_ids"])
     assert "<|user|>\nTranslate the sentence into Spanish.\n\nHello, how are you?" in first
     assert "<|assistant|>\nHola, ¿cómo estás?<eos>" in first

@@ -67,6 +67,15 @@ class Teacher(Protocol):
     def close(self) -> None: ...
 
 
+def in_order(answers, n: int, each=lambda: None) -> list[Completion]:
+    """The ``(index, Completion)`` pairs of a stream as a list in prompt order; ``each`` runs per answer."""
+    out: list[Completion | None] = [None] * n
+    for i, c in answers:
+        out[i] = c
+        each()
+    return out
+
+
 def iter_complete(teacher, prompts: list, **kw):
     """Yield ``(index, Completion)`` as answers arrive: the teacher's ``stream`` where it has one,
     else its ``complete`` in order."""

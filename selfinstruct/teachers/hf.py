@@ -5,7 +5,7 @@ with native bf16 (AVX-512 BF16 or AMX), the model runs in bf16; else fp32.
 """
 from __future__ import annotations
 
-from .base import Completion, TeacherError, Usage, cut_at_stop, progress_bar
+from .base import Completion, TeacherError, Usage, cut_at_stop, in_order, progress_bar
 
 
 def stop_ids(model, tokenizer) -> set[int]:
@@ -127,10 +127,7 @@ class HFTeacher:
             yield i, self._completion(row, hit_eos, len(ids[i]), max_tokens, stop)
 
     def complete(self, prompts: list, **kw) -> list[Completion]:
-        out: list[Completion | None] = [None] * len(prompts)
-        for i, c in self.stream(prompts, **kw):
-            out[i] = c
-        return out
+        return in_order(self.stream(prompts, **kw), len(prompts))
 
     def _completion(self, row: list[int], hit_eos: bool, n_prompt: int, max_tokens: int, stop) -> Completion:
         n_new = len(row) + hit_eos

@@ -14,7 +14,7 @@ import os
 from collections import deque
 from dataclasses import dataclass, field
 
-from .base import Completion, TeacherError, Usage, cut_at_stop, progress_bar
+from .base import Completion, TeacherError, Usage, cut_at_stop, in_order, progress_bar
 
 TOP_K = 64  # nucleus sampling over the 64 likeliest tokens: top-p 0.5 never needs more, and a full
 #            262,144-token sort per step would cost more than the decode itself
@@ -236,10 +236,7 @@ class LlamaCppTeacher:
         return Completion(text, len(s.prompt), n_new, reason)
 
     def complete(self, prompts: list, **kw) -> list[Completion]:
-        out: list[Completion | None] = [None] * len(prompts)
-        for i, c in self.stream(prompts, **kw):
-            out[i] = c
-        return out
+        return in_order(self.stream(prompts, **kw), len(prompts))
 
     def close(self) -> None:
         """Free the context and the model."""

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 
-from .base import Completion, TeacherError, Usage, cut_at_stop, progress_bar
+from .base import Completion, TeacherError, Usage, cut_at_stop, in_order, progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -258,11 +258,8 @@ class OpenAITeacher:
     def complete(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
                  stop: list[str] | None = None, progress: str | None = None) -> list[Completion]:
         """One Completion per prompt, in order (see ``stream``)."""
-        out: list[Completion | None] = [None] * len(prompts)
-        for i, c in self.stream(prompts, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                                stop=stop, progress=progress):
-            out[i] = c
-        return out
+        return in_order(self.stream(prompts, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
+                                     stop=stop, progress=progress), len(prompts))
 
     async def _request(self, client, prompt, params):
         if self.endpoint == "chat":
