@@ -1,13 +1,15 @@
 """The embedded teacher's engines, side by side on one round's real prompts.
 
-Each engine generates for the same prompts: ``--prompts`` instruction prompts and as many
-instance prompts (built by generate's own prompt builders from the packaged seeds), with
+Each engine generates for the same prompts, the three stages of one round: ``--prompts``
+instruction prompts, then as many classification prompts and instance prompts (built by
+generate's own prompt builders from the packaged seeds), with
 the paper's sampling (temperature 0.7, top-p 0.5) and generate's token limits and stops.
 Figures: generated tokens per wall second and per CPU second, with prompt tokens too.
 
 - ``transformers fp32 batch 8``: the path before the llama.cpp engine (the baseline);
 - ``transformers bf16 batch 32``: the fallback when llama.cpp is missing (bf16 where the CPU has it);
-- ``llama.cpp parallel N``: the default engine, continuous batching.
+- ``llama.cpp parallel N``: the default engine, continuous batching, a call's shared prompt
+  prefix prefilled once (``no shared prefix``: each prompt prefilled whole).
 
 Usage: python bench/engine_bench.py [--prompts 16] [--engines a,b,c] [--no-write]
 """
@@ -32,7 +34,7 @@ from common import DOC, write_section  # noqa: E402
 
 
 def round_prompts(n: int, seed: int = 0) -> list[tuple[str, list, int, list]]:
-    """(kind, prompts, max_tokens, stop) for ``n`` instruction and ``n`` instance prompts (base model)."""
+    """(kind, prompts, max_tokens, stop) for ``n`` instruction, classify and instance prompts (base model)."""
     rng = random.Random(seed)
     seeds = load_seeds()
     texts = [t["instruction"] for t in seeds]
@@ -40,7 +42,9 @@ def round_prompts(n: int, seed: int = 0) -> list[tuple[str, list, int, list]]:
     picked = rng.sample(seeds, n)
     inst = [P.instance_prompt(t["instruction"], P.pick_demos(rng, seeds, classification=bool(t["is_classification"])),
                               classification=bool(t["is_classification"]), chat=False) for t in picked]
+    classify = [P.classify_prompt(t["instruction"], chat=False) for t in picked]
     return [("instructions", instr, 512, P.instruction_stop(P.IN_CONTEXT, chat=False)),
+            ("classify", classify, 3, ["\n"]),
             ("instances", inst, 256, P.instance_stop(chat=False))]
 
 
@@ -49,8 +53,10 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_engine(label: str, make, stages) -> dict:
+def run_engine(label: str, make, stages, share: bool = True) -> dict:
     teacher = make()
+    if not share:
+        teacher.share_prefix = False
     teacher.complete(["Warm up: the capital of France is"], max_tokens=4, temperature=0)
     t0, c0 = time.perf_counter(), cpu_seconds()
     before = teacher.usage.snapshot()
@@ -71,6 +77,7 @@ def run_engine(label: str, make, stages) -> dict:
 ENGINES = {
     "hf-fp32-8": ("transformers fp32, batch 8 (the path before; baseline)", "transformers", 8, "float32"),
     "hf-bf16-32": ("transformers bf16, batch 32 (the fallback)", "transformers", 32, "bfloat16"),
+    "llamacpp-16-noshare": ("llama.cpp, 16 in parallel, no shared prefix", "llamacpp", 16, None, False),
     "llamacpp-16": ("llama.cpp, 16 in parallel (the default)", "llamacpp", 16, None),
     "llamacpp-32": ("llama.cpp, 32 in parallel", "llamacpp", 32, None),
 }
@@ -79,7 +86,7 @@ ENGINES = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=16, help="instruction prompts, and as many instance prompts")
-    ap.add_argument("--engines", default="hf-fp32-8,hf-bf16-32,llamacpp-16,llamacpp-32")
+    ap.add_argument("--engines", default="hf-fp32-8,hf-bf16-32,llamacpp-16-noshare,llamacpp-16,llamacpp-32")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
     from selfinstruct.models import cpu_has_bf16
@@ -89,17 +96,19 @@ def main() -> None:
     load0 = os.getloadavg()
     rows = []
     for key in args.engines.split(","):
-        label, engine, batch, dtype = ENGINES[key]
+        label, engine, batch, dtype, *share = ENGINES[key]
         if dtype:
             os.environ["SELFINSTRUCT_DTYPE"] = dtype
-        rows.append(run_engine(label, lambda: make_teacher("embedded", engine=engine, batch_size=batch), stages))
+        rows.append(run_engine(label, lambda: make_teacher("embedded", engine=engine, batch_size=batch), stages,
+                               share=all(share)))
         os.environ.pop("SELFINSTRUCT_DTYPE", None)
     load1 = os.getloadavg()
     base = rows[0]
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
         f"bf16 in the CPU: {cpu_has_bf16()}; load average {load0[0]:.2f} before, {load1[0]:.2f} after. "
-        f"Same {args.prompts} instruction + {args.prompts} instance prompts of one round (packaged seeds), "
+        f"Same {args.prompts} instruction + {args.prompts} classify + {args.prompts} instance prompts of one round "
+        "(packaged seeds), "
         "temperature 0.7, top-p 0.5, generate's limits and stops. "
         "Command: `python bench/engine_bench.py`.", "",
         "| engine | tokens out | tokens in | wall s | CPU s | tokens/s | vs baseline | tokens per CPU s | vs baseline |",

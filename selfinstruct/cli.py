@@ -149,6 +149,9 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
               help="Local llama.cpp teachers: penalty on tokens repeated within a sequence's last 64 (1 = off). "
                    "Default: 1 (off).")
+@click.option("--classify", "classify_with", type=click.Choice(["teacher", "rules"]), default=None,
+              help="How tasks are sorted into classification (label-first instances) or not: the teacher's "
+                   "few-shot Yes/No, or cue words. Default: teacher for openai:, rules for local teachers.")
 @click.option("--engine", type=click.Choice(["auto", "llamacpp", "transformers"]), default="auto", show_default=True,
               help="Engine for the packaged local teachers (embedded, smollm2): llama.cpp when installed, "
                    "else transformers.")
@@ -168,7 +171,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
                    "as in `filter`; '' for none).")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
-             seed, max_tokens, temperature, top_p, repeat_penalty, engine, batch_size, trust_remote_code,
+             seed, max_tokens, temperature, top_p, repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
              skip_invalid, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
@@ -190,6 +193,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
                          temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
+                         classify=classify_with,
                          base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
                          decontaminate=evals, tokenizer=rouge_tokenizer,
                          blacklist=None if blacklist is None else tuple(w.strip() for w in blacklist.split(",")

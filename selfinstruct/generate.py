@@ -6,7 +6,9 @@ files. One round (``run_round``):
 1. ``propose``: ``prompts_per_round`` prompts of 8 shown instructions (6 seeds +
    2 from the pool once it has some), parsed into candidates;
 2. ``screen``: heuristics, then ROUGE-L against the seeds and everything kept;
-3. ``classify``: a few-shot Yes/No prompt per survivor;
+3. ``classify``: a few-shot Yes/No prompt per survivor (``classify="teacher"``), or
+   the cue-word rule ``filters.looks_like_classification`` (``"rules"``, the local
+   default: the embedded model's Yes/No is no better than chance);
 4. ``add_instances``: input-first (or output-first for classification) examples,
    cleaned by ``clean_instances``; a task left with none is rejected.
 
@@ -23,7 +25,7 @@ from typing import Callable
 
 from . import prompts as P
 from .budget import cost_text, round_note
-from .filters import clean_instances, instruction_reason, repeated_outputs
+from .filters import clean_instances, instruction_reason, looks_like_classification, repeated_outputs
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
 from .similarity import RougeIndex
@@ -35,8 +37,10 @@ MAX_INSTANCES = 5
 # sampling and 20 requests a round, as its scripts batch. Local teachers: what fills about a minute of
 # a 2-core CPU on llama.cpp, with the sampling that kept the most tasks per 1,000 generated tokens.
 DEFAULTS = {
-    "api": {"selfinstruct": 20, "alpaca": 5, "temperature": 0.7, "top_p": 0.5, "repeat_penalty": 1.0},
-    "local": {"selfinstruct": 8, "alpaca": 4, "temperature": 1.0, "top_p": 0.9, "repeat_penalty": 1.0},
+    "api": {"selfinstruct": 20, "alpaca": 5, "temperature": 0.7, "top_p": 0.5, "repeat_penalty": 1.0,
+            "classify": "teacher"},
+    "local": {"selfinstruct": 8, "alpaca": 4, "temperature": 1.0, "top_p": 0.9, "repeat_penalty": 1.0,
+              "classify": "rules"},
 }
 
 
@@ -60,6 +64,7 @@ class GenerateConfig:
     temperature: float | None = None  # None: the teacher kind's default (DEFAULTS)
     top_p: float | None = None
     repeat_penalty: float | None = None  # local llama.cpp teachers only
+    classify: str | None = None  # "teacher" (few-shot Yes/No) or "rules"; None: the teacher kind's default
     endpoint: str = "chat"
     base_url: str | None = None
     seeds: str | None = None
@@ -73,6 +78,8 @@ class GenerateConfig:
     def __post_init__(self):
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
+        if self.classify not in (None, "teacher", "rules"):
+            raise ValueError("classify must be 'teacher' or 'rules'")
         if not 1 <= self.instances <= MAX_INSTANCES:
             raise ValueError(f"instances must be between 1 and {MAX_INSTANCES}")
         if not 0 < self.threshold <= 1:
@@ -89,6 +96,8 @@ class GenerateConfig:
             self.top_p = defaults["top_p"]
         if self.repeat_penalty is None:
             self.repeat_penalty = defaults["repeat_penalty"]
+        if self.classify is None:
+            self.classify = defaults["classify"]
 
     def run_json(self) -> dict:
         """What run.json keeps (never an API key: there is none in here)."""
@@ -226,9 +235,12 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
 
 def classify(teacher, cfg: GenerateConfig, cands: list[Candidate], label: str,
              answered: Callable = lambda: None) -> list[bool]:
-    """Is each candidate a classification task? Greedy Yes/No; garbage reads as No."""
+    """Is each candidate a classification task? The teacher's greedy Yes/No (garbage reads as No),
+    or with ``cfg.classify == "rules"`` the cue-word rule, which asks no teacher."""
     if not cands:
         return []
+    if cfg.classify == "rules":
+        return [looks_like_classification(c.instruction) for c in cands]
     chat = teacher.is_chat
     outs = _complete(teacher, [P.classify_prompt(c.instruction, chat=chat) for c in cands], cfg,
                      max_tokens=CLASSIFY_TOKENS, stop=None if chat else ["\n"], progress=f"{label} classify",

@@ -28,7 +28,7 @@ USAGE_KEYS = ("requests", "retries", "failures", "prompt_tokens", "completion_to
 # options that define the data; resuming with other values would mix two runs in one folder
 FIXED = {"teacher": "--teacher", "style": "--style", "threshold": "--threshold", "instances": "--instances",
          "seed": "--seed", "endpoint": "--endpoint", "seeds_sha256": "--seeds (other seed tasks)",
-         "tokenizer": "--tokenizer", "blacklist": "--blacklist"}
+         "tokenizer": "--tokenizer", "blacklist": "--blacklist", "classify": "--classify"}
 
 
 def seeds_digest(seeds: list[dict]) -> str:

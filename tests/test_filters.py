@@ -6,7 +6,7 @@ from rouge_score import rouge_scorer
 
 from selfinstruct.filters import (
     DEFAULT_BLACKLIST, Decision, RecordFilter, filter_records, instance_reason, instruction_reason,
-    summary_lines, word_count,
+    looks_like_classification, summary_lines, word_count,
 )
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
@@ -163,3 +163,20 @@ def test_filter_records_on_alpaca_data_matches_rouge_score_loop(shared_data):
     for r in kept:
         earlier = pool[:pool.index(r["instruction"])]
         assert r["similarity"] == max((rs(r["instruction"], k) for k in earlier), default=0.0)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Classify the tone of this letter.", True),
+    ("Tell whether the review is positive or negative.", True),
+    ("Is this email spam or not spam?", True),
+    ("Which of these animals is a mammal?", True),
+    ("Assign the headline to one of these topics: politics, sports, or science.", True),
+    ("What is the sentiment of this tweet?", True),
+    ("Write a poem about the sea.", False),
+    ("Explain how a bill becomes a law.", False),
+    ("What does this year's flag represent?", False),
+    ("Suggest a name for a bakery that sells only bread.", False),
+    ("Summarize the article in two sentences.", False),
+])
+def test_looks_like_classification(text, expected):
+    assert looks_like_classification(text) is expected

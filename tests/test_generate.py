@@ -93,7 +93,7 @@ DEFAULT_SCRIPT = {
 
 
 def make_run(tmp_path, teacher, **kw):
-    cfg = GenerateConfig(**{"rounds": 2, "prompts_per_round": 2, **kw})
+    cfg = GenerateConfig(**{"rounds": 2, "prompts_per_round": 2, "classify": "teacher", **kw})
     state = RunState(tmp_path / "run", cfg.run_json(), seed_tasks())
     stats = run(teacher, cfg, state, echo=lambda m: None)
     return stats, state
@@ -380,3 +380,15 @@ def test_an_instruction_without_instances_blocks_nothing_later(tmp_path):
     tasks, _, rejected, _ = files(tmp_path)
     assert [(r["round"], r["reason"]) for r in rejected] == [(1, "no_instances")]
     assert [(t["round"], t["instruction"]) for t in tasks] == [(2, "Describe the quiet amber lagoon at dawn for a child.")]
+
+
+def test_local_teachers_classify_by_rule_and_ask_the_teacher_nothing(tmp_path):
+    assert GenerateConfig().classify == "rules" and GenerateConfig(teacher="openai:gpt-4o-mini").classify == "teacher"
+    names = {1: "Tell whether the review w1a w1b is positive or negative.", 2: "Describe the w2a w2b w2c landform."}
+    teacher = FakeTeacher({"instructions": lambda p, n: (f" {names[n]}", "stop")})
+    stats, _ = make_run(tmp_path, teacher, rounds=1, classify="rules")
+    assert not [p for k, p in teacher.prompts if k == "classify"]
+    inst = {text_of(p).split("Task:")[-1].split("\n")[0].strip(): text_of(p) for k, p in teacher.prompts
+            if k == "instances"}
+    assert inst[names[1]].endswith("Class label:") and inst[names[2]].endswith("Input:")
+    assert stats["rounds"][0]["requests"] == 2 + 2  # instructions, instances: no classify requests

@@ -64,6 +64,34 @@ def test_parallel_answers_match_one_at_a_time(teacher):
     assert sum(x.text == y.text for x, y in zip(batched, single)) >= len(PROMPTS) - 1
 
 
+SHARED = ("Answer each question with one word.\nQ: What colour is the sky on a clear day?\nA: Blue\n"
+          "Q: What do bees make?\nA: Honey\n")
+
+
+@pytest.mark.slow
+def test_a_shared_prefix_is_prefilled_once_and_changes_nothing(teacher, monkeypatch):
+    """Prompts that start alike share the prefix's KV cells: the same greedy answers as without sharing,
+    and the shared tokens go through llama_decode once, not once per prompt."""
+    prompts = [SHARED + f"Q: {q}\nA:" for q in ("What is frozen water called?", "Which animal barks?",
+                                                 "What is the opposite of hot?", "What do cows drink?",
+                                                 "How many legs has a spider?")]
+    decoded = []
+    real = teacher.L.llama_decode
+    monkeypatch.setattr(teacher.L, "llama_decode", lambda ctx, b: decoded.append(b.n_tokens) or real(ctx, b))
+    teacher.share_prefix = True
+    shared = teacher.complete(prompts, max_tokens=4, temperature=0)
+    fed_shared, decoded[:] = sum(decoded), []
+    teacher.share_prefix = False
+    try:
+        alone = teacher.complete(prompts, max_tokens=4, temperature=0)
+    finally:
+        teacher.share_prefix = True
+    assert [c.text for c in shared] == [c.text for c in alone]
+    assert [c.prompt_tokens for c in shared] == [c.prompt_tokens for c in alone]  # usage counts what was sent
+    prefix = len(os.path.commonprefix([teacher.encode(p) for p in prompts]))
+    assert prefix >= 20 and sum(decoded) - fed_shared == (len(prompts) - 1) * prefix
+
+
 @pytest.mark.slow
 def test_stop_strings_and_length(teacher):
     free = teacher.complete(["1, 2, 3, 4,"], max_tokens=16, temperature=0)[0]

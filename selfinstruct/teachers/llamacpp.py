@@ -3,7 +3,9 @@
 Up to ``parallel`` sequences decode together, one token each per step, in one
 ``llama_decode`` call; a finished sequence frees its slot at once and the next
 prompt's prefill joins the same batch, so no answer waits for the longest one.
-Prefill asks for logits at each prompt's last position only. The packaged
+Prefill asks for logits at each prompt's last position only, and the tokens
+every prompt of a call starts with (a template's instructions and few-shot
+examples) are prefilled once and shared through the KV cache. The packaged
 models (the embedded Gemma 3 270M, SmolLM2) are read straight from their GGUF
 files: no conversion.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .base import Completion, TeacherError, Usage, cut_at_stop, in_order, progress_bar
 
+MIN_SHARED = 16  # a shared prompt prefix shorter than this is prefilled per sequence
 TOP_K = 64  # nucleus sampling over the 64 likeliest tokens: top-p 0.5 never needs more, and a full
 #            262,144-token sort per step would cost more than the decode itself
 
@@ -50,7 +53,7 @@ class LlamaCppTeacher:
     """A GGUF model on llama.cpp. With ``chat``, chat prompts go through the GGUF's own template."""
 
     def __init__(self, gguf_path: str, *, name: str, chat: bool = False, parallel: int = 16, context: int = 2048,
-                 threads: int | None = None, seed: int = 0, repeat_penalty: float = 1.0):
+                 threads: int | None = None, seed: int = 0, repeat_penalty: float = 1.0, share_prefix: bool = True):
         try:
             import llama_cpp as L
         except ImportError as e:
@@ -59,6 +62,7 @@ class LlamaCppTeacher:
         self.usage = Usage()
         self.parallel, self.context = max(1, parallel), context
         self.repeat_penalty = repeat_penalty  # over each sequence's last 64 tokens; 1.0 = off
+        self.share_prefix = share_prefix  # the sequence ``parallel`` holds the call's shared prefix
         _silence_logs(L)
         L.llama_backend_init()
         self.model = L.llama_model_load_from_file(str(gguf_path).encode(), L.llama_model_default_params())
@@ -68,9 +72,9 @@ class LlamaCppTeacher:
         self.context = min(context, L.llama_model_n_ctx_train(self.model))
         threads = threads or len(os.sched_getaffinity(0))
         p = L.llama_context_default_params()
-        p.n_ctx = self.context * self.parallel
+        p.n_ctx = self.context * (self.parallel + 1)
         p.n_batch = p.n_ubatch = 512
-        p.n_seq_max = self.parallel
+        p.n_seq_max = self.parallel + 1
         p.n_threads = p.n_threads_batch = threads
         p.kv_unified, p.swa_full, p.no_perf = True, True, True
         self.ctx = L.llama_init_from_model(self.model, p)
@@ -167,6 +171,27 @@ class LlamaCppTeacher:
         b.n_tokens = n
         return want
 
+    def _prefill_shared(self, ids: list[list[int]]) -> int:
+        """Prefill the tokens all prompts start with into sequence ``parallel``; returns how many.
+
+        Each prompt keeps at least its last token to prefill itself (its logits start the answer).
+        """
+        if not self.share_prefix or len(ids) < 2:
+            return 0
+        prefix = os.path.commonprefix(ids)[: min(map(len, ids)) - 1]
+        if len(prefix) < MIN_SHARED or len(prefix) >= self.context:
+            return 0
+        b = self.batch
+        for start in range(0, len(prefix), self.n_batch):
+            chunk = prefix[start:start + self.n_batch]
+            for n, tok in enumerate(chunk):
+                b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = tok, start + n, 1, False
+                b.seq_id[n][0] = self.parallel
+            b.n_tokens = len(chunk)
+            if self.L.llama_decode(self.ctx, b) != 0:
+                raise TeacherError("llama.cpp failed to decode a batch (out of KV cache memory?)")
+        return len(prefix)
+
     def stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
                stop: list[str] | None = None, progress: str | None = None):
         """Yield ``(index, Completion)`` as each answer ends (continuous batching)."""
@@ -176,8 +201,10 @@ class LlamaCppTeacher:
         queue = deque(sorted(range(len(ids)), key=lambda i: -len(ids[i])))
         free, active = list(range(self.parallel)), []
         mem = L.llama_get_memory(self.ctx)
+        shared = 0
         longest_stop = max((len(s.encode()) for s in stop or () if s), default=0)
         try:
+            shared = self._prefill_shared([p for p in ids if len(p) < self.context])
             with progress_bar(len(ids), progress) as bar:
                 while queue or active:
                     while queue and free:
@@ -191,7 +218,10 @@ class LlamaCppTeacher:
                                 f"{self.context} tokens"))
                             continue
                         budget = min(max_tokens, self.context - len(ids[i]))
-                        active.append(_Seq(i, free.pop(), ids[i], budget,
+                        slot = free.pop()
+                        if shared:  # the slot sees the shared prefix's cache cells; no copy, no compute
+                            L.llama_memory_seq_cp(mem, self.parallel, slot, -1, -1)
+                        active.append(_Seq(i, slot, ids[i], budget, fed=shared,
                                            sampler=self._sampler(temperature, top_p, i)))
                     if not active:
                         continue
@@ -217,6 +247,8 @@ class LlamaCppTeacher:
             for s in active:
                 L.llama_memory_seq_rm(mem, s.slot, -1, -1)
                 L.llama_sampler_free(s.sampler)
+            if shared:
+                L.llama_memory_seq_rm(mem, self.parallel, -1, -1)
 
     @staticmethod
     def _done(s: _Seq, stop, longest_stop: int) -> bool:
