@@ -1,11 +1,12 @@
 """How well does a teacher tell classification tasks apart? Scored on the seed tasks' own labels.
 
-    python bench/classify_bench.py [--teacher embedded] [--template NAME=FILE ...]
+    python bench/classify_bench.py [--seeds FILE] [--teacher embedded] [--template NAME=FILE ...]
 
-Every packaged seed task (175, each labelled ``is_classification`` by hand) goes
-through generate's classification prompt, greedy, as in a run. Prints the
-confusion counts, accuracy and balanced accuracy per template (the packaged
-``classify.txt`` when none is given). A task the teacher wrongly calls a
+Every seed task (the 175 packaged ones, or ``--seeds``, each labelled
+``is_classification`` by hand) goes through generate's classification prompt,
+greedy, as in a run. Prints the confusion counts, accuracy and balanced accuracy
+per template (the packaged ``classify.txt`` when none is given), and for the
+cue-word rule that ``--classify rules`` uses (``filters.looks_like_classification``). A task the teacher wrongly calls a
 classification task gets the output-first instance prompt, whose answers are
 one-word labels, so false positives shorten the training outputs. The seeds are
 not eval data (the packaged eval set is decontaminated against them).
@@ -19,6 +20,7 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from selfinstruct import prompts as P  # noqa: E402
+from selfinstruct.filters import looks_like_classification  # noqa: E402
 from selfinstruct.generate import CLASSIFY_TOKENS  # noqa: E402
 from selfinstruct.parsing import parse_yes_no  # noqa: E402
 from selfinstruct.seeds import load_seeds  # noqa: E402
@@ -37,11 +39,15 @@ def score(truth: list[bool], said: list[bool]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", default=None, help="labelled seed tasks (default: the packaged 175)")
     ap.add_argument("--teacher", default="embedded")
     ap.add_argument("--template", action="append", default=[], help="NAME=FILE: a classify template to compare")
     args = ap.parse_args()
-    seeds = load_seeds(None)
+    seeds = load_seeds(args.seeds)
     truth = [bool(t["is_classification"]) for t in seeds]
+    said = [looks_like_classification(t["instruction"]) for t in seeds]
+    print(json.dumps({"template": "cue-word rule", "seeds": len(seeds), "classification_seeds": sum(truth),
+                      **score(truth, said)}), flush=True)
     teacher = make_teacher(args.teacher, log=print)
     original = P.template
     for name, text in [("packaged", None)] + [(s.split("=", 1)[0], open(s.split("=", 1)[1]).read())

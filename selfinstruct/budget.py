@@ -219,7 +219,8 @@ def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat
     for k in range(cfg.prompts_per_round * P.NEW_PER_PROMPT):
         task = seeds[k % len(seeds)]
         cls = bool(task.get("is_classification"))
-        out.append((P.classify_prompt(task["instruction"], chat=chat), limits["classify"], False))
+        if cfg.classify == "teacher":  # "rules" asks the teacher nothing
+            out.append((P.classify_prompt(task["instruction"], chat=chat), limits["classify"], False))
         out.append((P.instance_prompt(task["instruction"], P.pick_demos(stand_in, seeds, classification=cls),
                                       classification=cls, chat=chat, count=cfg.instances),
                     min(cfg.max_tokens, limits["instances"]), False))

@@ -143,12 +143,20 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--max-tokens", type=click.IntRange(16), default=512, show_default=True,
               help="Token limit per instruction-generation request (instance requests use at most 256).")
 @click.option("--temperature", type=click.FloatRange(0), default=None,
-              help="Sampling temperature. Default: 0.7 (the paper's) for openai:, 1.0 for local teachers.")
+              help="Sampling temperature of new instructions. Default: 0.7 (the paper's) for openai:, 1.0 for "
+                   "local teachers.")
 @click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="Nucleus sampling top-p. Default: 0.5 (the paper's) for openai:, 0.9 for local teachers.")
+              help="Nucleus sampling top-p of new instructions. Default: 0.5 (the paper's) for openai:, 0.9 for "
+                   "local teachers.")
 @click.option("--repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
-              help="Local llama.cpp teachers: penalty on tokens repeated within a sequence's last 64 (1 = off). "
-                   "Default: 1 (off).")
+              help="Local llama.cpp teachers: penalty on new instructions repeating tokens of a sequence's last "
+                   "64 (1 = off). Default: 1 (off).")
+@click.option("--instance-temperature", type=click.FloatRange(0), default=None,
+              help="Sampling temperature of the instance step. Default: 0.7.")
+@click.option("--instance-top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Top-p of the instance step. Default: 0.5.")
+@click.option("--instance-repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
+              help="Local llama.cpp teachers: repeat penalty of the instance step. Default: 1.2 (1 = off).")
 @click.option("--classify", "classify_with", type=click.Choice(["teacher", "rules"]), default=None,
               help="How tasks are sorted into classification (label-first instances) or not: the teacher's "
                    "few-shot Yes/No, or cue words. Default: teacher for openai:, rules for local teachers.")
@@ -171,7 +179,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
                    "as in `filter`; '' for none).")
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
-             seed, max_tokens, temperature, top_p, repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
+             seed, max_tokens, temperature, top_p, repeat_penalty, instance_temperature, instance_top_p,
+             instance_repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
              skip_invalid, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
@@ -193,7 +202,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
                          temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
-                         classify=classify_with,
+                         instance_temperature=instance_temperature, instance_top_p=instance_top_p,
+                         instance_repeat_penalty=instance_repeat_penalty, classify=classify_with,
                          base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
                          decontaminate=evals, tokenizer=rouge_tokenizer,
                          blacklist=None if blacklist is None else tuple(w.strip() for w in blacklist.split(",")

@@ -38,9 +38,9 @@ MAX_INSTANCES = 5
 # a 2-core CPU on llama.cpp, with the sampling that kept the most tasks per 1,000 generated tokens.
 DEFAULTS = {
     "api": {"selfinstruct": 20, "alpaca": 5, "temperature": 0.7, "top_p": 0.5, "repeat_penalty": 1.0,
-            "classify": "teacher"},
+            "instance_temperature": 0.7, "instance_top_p": 0.5, "instance_repeat_penalty": 1.0, "classify": "teacher"},
     "local": {"selfinstruct": 8, "alpaca": 4, "temperature": 1.0, "top_p": 0.9, "repeat_penalty": 1.0,
-              "classify": "rules"},
+              "instance_temperature": 0.7, "instance_top_p": 0.5, "instance_repeat_penalty": 1.2, "classify": "rules"},
 }
 
 
@@ -64,6 +64,9 @@ class GenerateConfig:
     temperature: float | None = None  # None: the teacher kind's default (DEFAULTS)
     top_p: float | None = None
     repeat_penalty: float | None = None  # local llama.cpp teachers only
+    instance_temperature: float | None = None  # the instance stage's sampling (None: the kind's default)
+    instance_top_p: float | None = None
+    instance_repeat_penalty: float | None = None
     classify: str | None = None  # "teacher" (few-shot Yes/No) or "rules"; None: the teacher kind's default
     endpoint: str = "chat"
     base_url: str | None = None
@@ -94,8 +97,9 @@ class GenerateConfig:
             self.temperature = defaults["temperature"]
         if self.top_p is None:
             self.top_p = defaults["top_p"]
-        if self.repeat_penalty is None:
-            self.repeat_penalty = defaults["repeat_penalty"]
+        for key in ("repeat_penalty", "instance_temperature", "instance_top_p", "instance_repeat_penalty"):
+            if getattr(self, key) is None:
+                setattr(self, key, defaults[key])
         if self.classify is None:
             self.classify = defaults["classify"]
 
@@ -253,6 +257,19 @@ def instance_prompts(teacher, cfg, rng, seeds, cands, labels) -> list:
                               chat=teacher.is_chat, count=cfg.instances) for c, y in zip(cands, labels)]
 
 
+def repeat_penalty(teacher, value: float, answers):
+    """``answers``, drawn with the teacher's repeat penalty set to ``value`` (teachers with one: llama.cpp)."""
+    old = getattr(teacher, "repeat_penalty", None)
+    if old is None:
+        yield from answers
+        return
+    teacher.repeat_penalty = value
+    try:
+        yield from answers
+    finally:
+        teacher.repeat_penalty = old
+
+
 def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], cands: list[Candidate],
                   labels: list[bool], keep: Callable, reject: Callable, dropped: Counter, label: str,
                   answered: Callable = lambda: None, record: Callable = lambda stage, c: None) -> None:
@@ -262,9 +279,10 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
     built = instance_prompts(teacher, cfg, rng, seeds, cands, labels)
     if cfg.budget is not None:
         cfg.budget.check(teacher, built, min(cfg.max_tokens, INSTANCE_TOKENS))  # as in _complete
-    for i, out in iter_complete(teacher, built, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
-                                stop=P.instance_stop(chat=chat, count=cfg.instances), progress=f"{label} instances",
-                                temperature=cfg.temperature, top_p=cfg.top_p):
+    answers = iter_complete(teacher, built, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
+                            stop=P.instance_stop(chat=chat, count=cfg.instances), progress=f"{label} instances",
+                            temperature=cfg.instance_temperature, top_p=cfg.instance_top_p)
+    for i, out in repeat_penalty(teacher, cfg.instance_repeat_penalty, answers):
         answered()  # the spend is on disk before anything else happens
         cand, y = cands[i], labels[i]
         cand.responses = {**(cand.responses or {}), "instances": record("instances", out)}

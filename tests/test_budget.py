@@ -116,7 +116,12 @@ def test_dry_run_counts_the_prompts_the_run_sends(tmp_path):
     run(teacher, cfg_for(rounds=1), state, echo=lambda m: None)
     first = sent[:cfg.prompts_per_round]
     assert rows[0]["prompt_tokens"][0] == sum(count(p) for p in first)
-    assert rows[0]["requests"] == (2, 2 + 2 * 2 * 7) and rows[0]["completion_tokens"][1] == \
+    # a local teacher classifies by rule: no classify requests are planned (or sent)
+    assert cfg.classify == "rules"
+    assert rows[0]["requests"] == (2, 2 + 2 * 7) and rows[0]["completion_tokens"][1] == 2 * 512 + 14 * INSTANCE_TOKENS
+    asked = plan_rounds(cfg_for(rounds=2, teacher=f"hf:{model}", classify="teacher"), load_seeds(), [], 1, count,
+                        LIMITS)
+    assert asked[0]["requests"] == (2, 2 + 2 * 2 * 7) and asked[0]["completion_tokens"][1] == \
         2 * 512 + 14 * (CLASSIFY_TOKENS + INSTANCE_TOKENS)
     approx = TokenCounter("openai:gpt-4o-mini")
     assert approx.tokenizer is None and "characters / 4" in approx.note

@@ -392,3 +392,26 @@ def test_local_teachers_classify_by_rule_and_ask_the_teacher_nothing(tmp_path):
             if k == "instances"}
     assert inst[names[1]].endswith("Class label:") and inst[names[2]].endswith("Input:")
     assert stats["rounds"][0]["requests"] == 2 + 2  # instructions, instances: no classify requests
+
+
+def test_instances_are_drawn_with_their_own_sampling(tmp_path):
+    """Instructions at --temperature/--top-p; instances at --instance-*; a teacher with a repeat penalty
+    (llama.cpp) has the instance penalty set for that stage only."""
+    seen = []
+
+    class Recording(FakeTeacher):
+        repeat_penalty = 1.0
+
+        def stream(self, prompts, **kw):
+            for i, c in super().stream(prompts, **kw):
+                seen.append((self.prompts[-1][0], kw["temperature"], kw["top_p"], self.repeat_penalty))
+                yield i, c
+
+    teacher = Recording()
+    make_run(tmp_path, teacher, rounds=1, temperature=1.0, top_p=0.9, instance_temperature=0.3, instance_top_p=0.4,
+             instance_repeat_penalty=1.3)
+    stages = {kind: (t, p, r) for kind, t, p, r in seen}
+    assert stages["instructions"] == (1.0, 0.9, 1.0) and stages["instances"] == (0.3, 0.4, 1.3)
+    assert teacher.repeat_penalty == 1.0
+    local = GenerateConfig()
+    assert (local.instance_temperature, local.instance_top_p, local.instance_repeat_penalty) == (0.7, 0.5, 1.2)
