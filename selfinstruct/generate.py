@@ -253,8 +253,12 @@ def classify(teacher, cfg: GenerateConfig, cands: list[Candidate], label: str,
 
 
 def instance_prompts(teacher, cfg, rng, seeds, cands, labels) -> list:
-    return [P.instance_prompt(c.instruction, P.pick_demos(rng, seeds, classification=y), classification=y,
-                              chat=teacher.is_chat, count=cfg.instances) for c, y in zip(cands, labels)]
+    """One prompt per task. The seed demos are drawn once per round for each kind, as the paper's
+    instance prompt is one fixed text, so the prompts of a kind share their opening (llama.cpp
+    prefills it once)."""
+    demos = {y: P.pick_demos(rng, seeds, classification=y) for y in (False, True)}
+    return [P.instance_prompt(c.instruction, demos[y], classification=y, chat=teacher.is_chat, count=cfg.instances)
+            for c, y in zip(cands, labels)]
 
 
 def repeat_penalty(teacher, value: float, answers):

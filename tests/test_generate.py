@@ -415,3 +415,13 @@ def test_instances_are_drawn_with_their_own_sampling(tmp_path):
     assert teacher.repeat_penalty == 1.0
     local = GenerateConfig()
     assert (local.instance_temperature, local.instance_top_p, local.instance_repeat_penalty) == (0.7, 0.5, 1.2)
+
+
+def test_instance_prompts_of_a_kind_share_their_demos_within_a_round(tmp_path):
+    teacher = FakeTeacher()
+    make_run(tmp_path, teacher, rounds=1, prompts_per_round=3)
+    heads = {text_of(p).rsplit("Task:", 1)[0] for k, p in teacher.prompts if k == "instances"
+             and text_of(p).endswith("Input:")}
+    tails = [text_of(p).rsplit("Task:", 1)[1] for k, p in teacher.prompts if k == "instances"
+             and text_of(p).endswith("Input:")]
+    assert len(tails) >= 2 and len(set(tails)) == len(tails) and len(heads) == 1  # one opening, many tasks

@@ -66,15 +66,17 @@ def test_parallel_answers_match_one_at_a_time(teacher):
 
 SHARED = ("Answer each question with one word.\nQ: What colour is the sky on a clear day?\nA: Blue\n"
           "Q: What do bees make?\nA: Honey\n")
+OTHER = "Complete each list with one more item.\nList: apple, pear, plum,\nNext: cherry\n"
 
 
 @pytest.mark.slow
-def test_a_shared_prefix_is_prefilled_once_and_changes_nothing(teacher, monkeypatch):
-    """Prompts that start alike share the prefix's KV cells: the same greedy answers as without sharing,
-    and the shared tokens go through llama_decode once, not once per prompt."""
-    prompts = [SHARED + f"Q: {q}\nA:" for q in ("What is frozen water called?", "Which animal barks?",
-                                                 "What is the opposite of hot?", "What do cows drink?",
-                                                 "How many legs has a spider?")]
+def test_shared_prefixes_are_prefilled_once_and_change_nothing(teacher, monkeypatch):
+    """Prompts that open alike share the opening's KV cells (one shared prefix per opening): the same
+    greedy answers as without sharing, and each opening goes through llama_decode once, not once per prompt."""
+    groups = [[SHARED + f"Q: {q}\nA:" for q in ("What is frozen water called?", "Which animal barks?",
+                                                "What is the opposite of hot?", "What do cows drink?")],
+              [OTHER + f"List: {x}\nNext:" for x in ("red, green,", "one, two, three,", "Monday, Tuesday,")]]
+    prompts = [p for g in groups for p in g]
     decoded = []
     real = teacher.L.llama_decode
     monkeypatch.setattr(teacher.L, "llama_decode", lambda ctx, b: decoded.append(b.n_tokens) or real(ctx, b))
@@ -88,8 +90,9 @@ def test_a_shared_prefix_is_prefilled_once_and_changes_nothing(teacher, monkeypa
         teacher.share_prefix = True
     assert [c.text for c in shared] == [c.text for c in alone]
     assert [c.prompt_tokens for c in shared] == [c.prompt_tokens for c in alone]  # usage counts what was sent
-    prefix = len(os.path.commonprefix([teacher.encode(p) for p in prompts]))
-    assert prefix >= 20 and sum(decoded) - fed_shared == (len(prompts) - 1) * prefix
+    prefixes = [len(os.path.commonprefix([teacher.encode(p) for p in g])) for g in groups]
+    assert min(prefixes) >= 16
+    assert sum(decoded) - fed_shared == sum((len(g) - 1) * n for g, n in zip(groups, prefixes))
 
 
 @pytest.mark.slow

@@ -4,8 +4,9 @@ Up to ``parallel`` sequences decode together, one token each per step, in one
 ``llama_decode`` call; a finished sequence frees its slot at once and the next
 prompt's prefill joins the same batch, so no answer waits for the longest one.
 Prefill asks for logits at each prompt's last position only, and the tokens
-every prompt of a call starts with (a template's instructions and few-shot
-examples) are prefilled once and shared through the KV cache. The packaged
+that the prompts of a call start with (a template's instructions and few-shot
+examples; up to ``PREFIXES`` different openings) are prefilled once and shared
+through the KV cache. The packaged
 models (the embedded Gemma 3 270M, SmolLM2) are read straight from their GGUF
 files: no conversion.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from .base import Completion, TeacherError, Usage, cut_at_stop, in_order, progress_bar
 
 MIN_SHARED = 16  # a shared prompt prefix shorter than this is prefilled per sequence
+PREFIXES = 4  # shared prefixes one call can hold (prompts grouped by their first MIN_SHARED tokens)
 TOP_K = 64  # nucleus sampling over the 64 likeliest tokens: top-p 0.5 never needs more, and a full
 #            262,144-token sort per step would cost more than the decode itself
 
@@ -62,7 +64,7 @@ class LlamaCppTeacher:
         self.usage = Usage()
         self.parallel, self.context = max(1, parallel), context
         self.repeat_penalty = repeat_penalty  # over each sequence's last 64 tokens; 1.0 = off
-        self.share_prefix = share_prefix  # the sequence ``parallel`` holds the call's shared prefix
+        self.share_prefix = share_prefix  # sequences parallel .. parallel + PREFIXES - 1 hold shared prefixes
         _silence_logs(L)
         L.llama_backend_init()
         self.model = L.llama_model_load_from_file(str(gguf_path).encode(), L.llama_model_default_params())
@@ -72,9 +74,9 @@ class LlamaCppTeacher:
         self.context = min(context, L.llama_model_n_ctx_train(self.model))
         threads = threads or len(os.sched_getaffinity(0))
         p = L.llama_context_default_params()
-        p.n_ctx = self.context * (self.parallel + 1)
+        p.n_ctx = self.context * (self.parallel + PREFIXES)
         p.n_batch = p.n_ubatch = 512
-        p.n_seq_max = self.parallel + 1
+        p.n_seq_max = self.parallel + PREFIXES
         p.n_threads = p.n_threads_batch = threads
         p.kv_unified, p.swa_full, p.no_perf = True, True, True
         self.ctx = L.llama_init_from_model(self.model, p)
@@ -171,26 +173,36 @@ class LlamaCppTeacher:
         b.n_tokens = n
         return want
 
-    def _prefill_shared(self, ids: list[list[int]]) -> int:
-        """Prefill the tokens all prompts start with into sequence ``parallel``; returns how many.
+    def _prefill_shared(self, ids: list[list[int]]) -> dict[int, tuple[int, int]]:
+        """Prefill the openings that prompts share, each into its own sequence (``parallel`` + k).
 
+        Returns ``{prompt index: (prefix sequence, prefix length)}`` for the prompts that share one.
         Each prompt keeps at least its last token to prefill itself (its logits start the answer).
         """
-        if not self.share_prefix or len(ids) < 2:
-            return 0
-        prefix = os.path.commonprefix(ids)[: min(map(len, ids)) - 1]
-        if len(prefix) < MIN_SHARED or len(prefix) >= self.context:
-            return 0
+        if not self.share_prefix:
+            return {}
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(ids):
+            if MIN_SHARED < len(p) < self.context:
+                groups.setdefault(tuple(p[:MIN_SHARED]), []).append(i)
+        shared = {}
+        for members in sorted((m for m in groups.values() if len(m) > 1), key=len, reverse=True)[:PREFIXES]:
+            seq = self.parallel + len({s for s, _ in shared.values()})
+            prefix = os.path.commonprefix([ids[i] for i in members])[: min(len(ids[i]) for i in members) - 1]
+            self._prefill(prefix, seq)
+            shared.update({i: (seq, len(prefix)) for i in members})
+        return shared
+
+    def _prefill(self, tokens: list[int], seq: int) -> None:
         b = self.batch
-        for start in range(0, len(prefix), self.n_batch):
-            chunk = prefix[start:start + self.n_batch]
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
             for n, tok in enumerate(chunk):
                 b.token[n], b.pos[n], b.n_seq_id[n], b.logits[n] = tok, start + n, 1, False
-                b.seq_id[n][0] = self.parallel
+                b.seq_id[n][0] = seq
             b.n_tokens = len(chunk)
             if self.L.llama_decode(self.ctx, b) != 0:
                 raise TeacherError("llama.cpp failed to decode a batch (out of KV cache memory?)")
-        return len(prefix)
 
     def stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
                stop: list[str] | None = None, progress: str | None = None):
@@ -201,10 +213,10 @@ class LlamaCppTeacher:
         queue = deque(sorted(range(len(ids)), key=lambda i: -len(ids[i])))
         free, active = list(range(self.parallel)), []
         mem = L.llama_get_memory(self.ctx)
-        shared = 0
+        shared = {}
         longest_stop = max((len(s.encode()) for s in stop or () if s), default=0)
         try:
-            shared = self._prefill_shared([p for p in ids if len(p) < self.context])
+            shared = self._prefill_shared(ids)
             with progress_bar(len(ids), progress) as bar:
                 while queue or active:
                     while queue and free:
@@ -219,9 +231,10 @@ class LlamaCppTeacher:
                             continue
                         budget = min(max_tokens, self.context - len(ids[i]))
                         slot = free.pop()
-                        if shared:  # the slot sees the shared prefix's cache cells; no copy, no compute
-                            L.llama_memory_seq_cp(mem, self.parallel, slot, -1, -1)
-                        active.append(_Seq(i, slot, ids[i], budget, fed=shared,
+                        seq, fed = shared.get(i, (None, 0))
+                        if fed:  # the slot sees the shared prefix's cache cells; no copy, no compute
+                            L.llama_memory_seq_cp(mem, seq, slot, -1, -1)
+                        active.append(_Seq(i, slot, ids[i], budget, fed=fed,
                                            sampler=self._sampler(temperature, top_p, i)))
                     if not active:
                         continue
@@ -247,8 +260,8 @@ class LlamaCppTeacher:
             for s in active:
                 L.llama_memory_seq_rm(mem, s.slot, -1, -1)
                 L.llama_sampler_free(s.sampler)
-            if shared:
-                L.llama_memory_seq_rm(mem, self.parallel, -1, -1)
+            for seq in {seq for seq, _ in shared.values()}:
+                L.llama_memory_seq_rm(mem, seq, -1, -1)
 
     @staticmethod
     def _done(s: _Seq, stop, longest_stop: int) -> bool:
