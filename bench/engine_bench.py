@@ -40,7 +40,8 @@ def round_prompts(n: int, seed: int = 0) -> list[tuple[str, list, int, list]]:
     texts = [t["instruction"] for t in seeds]
     instr = [P.instruction_prompt(P.sample_context(rng, texts, []), chat=False) for _ in range(n)]
     picked = rng.sample(seeds, n)
-    inst = [P.instance_prompt(t["instruction"], P.pick_demos(rng, seeds, classification=bool(t["is_classification"])),
+    demos = {y: P.pick_demos(rng, seeds, classification=y) for y in (False, True)}  # once a round, as generate
+    inst = [P.instance_prompt(t["instruction"], demos[bool(t["is_classification"])],
                               classification=bool(t["is_classification"]), chat=False) for t in picked]
     classify = [P.classify_prompt(t["instruction"], chat=False) for t in picked]
     return [("instructions", instr, 512, P.instruction_stop(P.IN_CONTEXT, chat=False)),

@@ -129,7 +129,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="Print the planned requests, tokens and cost per round as a range; send and write nothing.")
 @click.option("--prompts-per-round", type=click.IntRange(1), default=None,
               help="Instruction-generation requests per round. Default: follows the teacher: 20 (selfinstruct) or "
-                   "5 (alpaca) for openai:, 8 or 4 for local teachers (about two minutes of a 2-core CPU).")
+                   "5 (alpaca) for openai:, 16 or 4 for local teachers (about a minute of a 2-core CPU).")
 @click.option("--instances", type=click.IntRange(1, 5), default=5, show_default=True,
               help="At most this many input/output instances per task.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), default=0.7, show_default=True,

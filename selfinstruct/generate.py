@@ -39,7 +39,7 @@ MAX_INSTANCES = 5
 DEFAULTS = {
     "api": {"selfinstruct": 20, "alpaca": 5, "temperature": 0.7, "top_p": 0.5, "repeat_penalty": 1.0,
             "instance_temperature": 0.7, "instance_top_p": 0.5, "instance_repeat_penalty": 1.0, "classify": "teacher"},
-    "local": {"selfinstruct": 8, "alpaca": 4, "temperature": 1.0, "top_p": 0.9, "repeat_penalty": 1.0,
+    "local": {"selfinstruct": 16, "alpaca": 4, "temperature": 1.0, "top_p": 0.9, "repeat_penalty": 1.0,
               "instance_temperature": 0.7, "instance_top_p": 0.5, "instance_repeat_penalty": 1.2, "classify": "rules"},
 }
 
