@@ -101,6 +101,19 @@ def instruction_reason(instruction: str, *, unicode: bool = False,
     return None
 
 
+def example_key(instruction: str) -> str:
+    """The form in which a candidate counts as a copy of an instruction shown in its prompt
+    (``copied_example``): case folded, whitespace runs made one space, surrounding quotes and
+    trailing punctuation dropped ("Add 2 and 3." and "add 2 and 3" are the same)."""
+    return normalize(instruction).strip("\"'“”‘’ ").rstrip(" .:;!?").strip()
+
+
+def copied_examples(candidates: Iterable[str], shown: Iterable[str]) -> list[bool]:
+    """For each candidate, whether it equals (by :func:`example_key`) an instruction shown in its prompt."""
+    keys = {example_key(s) for s in shown}
+    return [example_key(c) in keys for c in candidates]
+
+
 # words by which an instruction points at an input it does not itself contain ("Summarize the following.")
 _POINTER = re.compile(
     r"\b(the following|the given|the provided|the above"

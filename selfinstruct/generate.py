@@ -25,7 +25,8 @@ from typing import Callable
 
 from . import prompts as P
 from .budget import cost_text, round_note
-from .filters import clean_instances, instruction_reason, looks_like_classification, repeated_outputs
+from .filters import (clean_instances, copied_examples, instruction_reason, looks_like_classification,
+                      repeated_outputs)
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
 from .similarity import RougeIndex
@@ -194,13 +195,19 @@ def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[
 # --------------------------------------------------------------------------- teacher stages
 
 
+def structured(teacher, schema: dict | None) -> dict:
+    """``{"schema": schema}`` for a teacher that takes a JSON schema (openai chat), else nothing."""
+    return {"schema": schema} if schema is not None and getattr(teacher, "structured", False) else {}
+
+
 def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progress, temperature=None,
-              answered: Callable = lambda: None):
+              answered: Callable = lambda: None, schema: dict | None = None):
     """Every answer, in prompt order; ``answered`` runs as each arrives (to checkpoint the spend)."""
     if cfg.budget is not None:
         cfg.budget.check(teacher, prompts, max_tokens)  # raises budget.BudgetReached; nothing is sent
     answers = iter_complete(teacher, prompts, max_tokens=max_tokens, stop=stop, progress=progress, top_p=cfg.top_p,
-                            temperature=cfg.temperature if temperature is None else temperature)
+                            temperature=cfg.temperature if temperature is None else temperature,
+                            **structured(teacher, schema))
     return in_order(answers, len(prompts), answered)
 
 
@@ -214,25 +221,29 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
             demos = P.sample_context(rng, [t for t in seeds if t.get("instances")], pool, n=P.ALPACA_DEMOS,
                                      from_pool=1)
             built.append(P.alpaca_prompt(demos, chat=chat))
+            shown.append([t["instruction"] for t in demos])
         else:
             demos = P.sample_context(rng, [t["instruction"] for t in seeds], [t["instruction"] for t in pool])
-            built.append(P.instruction_prompt(demos, chat=chat))
-        shown.append(len(demos))
+            built.append(P.instruction_prompt(demos, chat=chat, topics=P.sample_topics(rng) if chat else None))
+            shown.append(P.chat_shown(demos) if chat else demos)
     stop = P.alpaca_stop(chat=chat) if cfg.style == "alpaca" else P.instruction_stop(P.IN_CONTEXT, chat=chat)
     max_tokens = max(cfg.max_tokens, 1024) if cfg.style == "alpaca" else cfg.max_tokens
+    schema = None if cfg.style == "alpaca" else P.instruction_schema(P.CHAT_TOPICS)
     outs = _complete(teacher, built, cfg, max_tokens=max_tokens, stop=stop, progress=f"{label} instructions",
-                     answered=answered)
+                     answered=answered, schema=schema)
     cands, garbage = [], []
-    for n, c in zip(shown, outs):
-        source = {"instructions": record("instructions", c)}
+    for texts, c in zip(shown, outs):
+        n, source, got = len(texts), {"instructions": record("instructions", c)}, []
         if cfg.style == "alpaca":
             parsed = parse_alpaca(c.text, finish_reason=c.finish_reason,
                                   prefix="" if chat else f"{n + 1}. Instruction:")
-            cands += [Candidate(t["instruction"], [{"input": t["input"], "output": t["output"]}],
-                                responses=dict(source)) for t in parsed.items]
+            got = [Candidate(t["instruction"], [{"input": t["input"], "output": t["output"]}],
+                             responses=dict(source)) for t in parsed.items]
         else:
             parsed = parse_instructions(c.text, finish_reason=c.finish_reason, prefix="" if chat else f"{n + 1}.")
-            cands += [Candidate(text, responses=dict(source)) for text in parsed.items]
+            got = [Candidate(text, responses=dict(source)) for text in parsed.items]
+        for cand, copied in zip(got, copied_examples([g.instruction for g in got], texts)):
+            (garbage.append((cand, "copied_example")) if copied else cands.append(cand))  # shown in its prompt
         garbage += [(Candidate(text, error=c.error, responses=dict(source)), reason) for text, reason in parsed.rejected]
     return cands, garbage
 
@@ -274,6 +285,21 @@ def repeat_penalty(teacher, value: float, answers):
         teacher.repeat_penalty = old
 
 
+def _iter_instances(teacher, cfg: GenerateConfig, built: list, labels: list[bool], schemas: dict, progress: str):
+    """``(index, Completion)`` per instance prompt as answers arrive; one call per kind of task when the
+    teacher takes a JSON schema (classification answers label first), else one call."""
+    kw = dict(max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS), progress=progress,
+              stop=P.instance_stop(chat=teacher.is_chat, count=cfg.instances),
+              temperature=cfg.instance_temperature, top_p=cfg.instance_top_p)
+    if not structured(teacher, schemas.get(False, schemas.get(True))):
+        yield from iter_complete(teacher, built, **kw)
+        return
+    for y, schema in schemas.items():
+        idx = [i for i, lab in enumerate(labels) if lab == y]
+        for j, out in iter_complete(teacher, [built[i] for i in idx], **kw, schema=schema):
+            yield idx[j], out
+
+
 def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], cands: list[Candidate],
                   labels: list[bool], keep: Callable, reject: Callable, dropped: Counter, label: str,
                   answered: Callable = lambda: None, record: Callable = lambda stage, c: None) -> None:
@@ -283,9 +309,8 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
     built = instance_prompts(teacher, cfg, rng, seeds, cands, labels)
     if cfg.budget is not None:
         cfg.budget.check(teacher, built, min(cfg.max_tokens, INSTANCE_TOKENS))  # as in _complete
-    answers = iter_complete(teacher, built, max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS),
-                            stop=P.instance_stop(chat=chat, count=cfg.instances), progress=f"{label} instances",
-                            temperature=cfg.instance_temperature, top_p=cfg.instance_top_p)
+    schemas = {y: P.instance_schema(y, cfg.instances) for y in set(labels)}
+    answers = _iter_instances(teacher, cfg, built, labels, schemas, f"{label} instances")
     for i, out in repeat_penalty(teacher, cfg.instance_repeat_penalty, answers):
         answered()  # the spend is on disk before anything else happens
         cand, y = cands[i], labels[i]

@@ -7,6 +7,7 @@ item is likely cut short and is dropped, as the paper does.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -92,6 +93,88 @@ def _list_items(text: str) -> tuple[list[str], list[tuple[int | None, str]]]:
     return loose, [(n, body) for n, body in items if body.strip()]
 
 
+_JSON_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"(\s*:)?')
+_JSON_OBJECT = re.compile(r"\{[^{}]*\}")
+_LIST_KEYS = ("tasks", "instructions", "examples", "instances")
+
+
+def _json_reply(text: str):
+    """``(value, whole)`` for a reply that is (or holds, after chatter) a JSON object or array:
+    ``whole`` False when it does not parse to its end (cut at the token limit, or broken); None
+    for a reply that is not JSON at all."""
+    start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
+    if start < 0 or text[:start].strip() and not text[:start].rstrip().endswith(":"):
+        return None  # plain text that merely contains a brace somewhere
+    try:
+        value, _ = json.JSONDecoder().raw_decode(text[start:])
+        return value, True
+    except ValueError:
+        return text[start:], False
+
+
+def _json_list(value):
+    """The list a JSON reply carries: the value itself, or under "tasks"/"examples"/..., or a dict's
+    values when every one is a string ({"topic": "instruction"}); None for any other shape."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        for key in _LIST_KEYS:
+            if isinstance(value.get(key), list):
+                return value[key]
+        if value and all(isinstance(v, str) for v in value.values()):
+            return list(value.values())
+    return None
+
+
+def _salvage_strings(text: str) -> list[str]:
+    """Complete JSON string values (not keys) of a cut or broken reply, in order."""
+    out = []
+    for m in _JSON_STRING.finditer(text):
+        if m.group(2) is None:
+            try:
+                out.append(json.loads(f'"{m.group(1)}"'))
+            except ValueError:
+                continue
+    return [s for s in out if s.strip().lower() not in _LIST_KEYS]
+
+
+def _salvage_objects(text: str) -> list[dict]:
+    """Complete flat ``{...}`` objects of a cut or broken JSON reply, in order."""
+    out = []
+    for m in _JSON_OBJECT.finditer(text):
+        try:
+            value = json.loads(m.group(0))
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+def _unnumber(item: str) -> str:
+    """A JSON item without a list marker the teacher put inside it ("3. Write a poem")."""
+    m = _NUMBERED.match(item)
+    return item[m.end():] if m and (m.group(1) or m.group(2)) else item
+
+
+def _json_instructions(out: Parsed, reply, finish_reason: str) -> list[str]:
+    value, whole = reply
+    if whole:
+        items = _json_list(value)
+        if items is None or not all(isinstance(x, (str, dict)) for x in items):
+            out.reject(json.dumps(value)[:500], "unexpected_json")
+            return []
+        texts = [x if isinstance(x, str) else next((str(v) for k, v in x.items()
+                                                      if k.lower() in ("instruction", "task")), "") for x in items]
+        if not any(t.strip() for t in texts):
+            out.reject(json.dumps(value)[:500], "unexpected_json")
+        return texts
+    texts = _salvage_strings(value)
+    if not texts:
+        out.reject(value, "truncated" if finish_reason == "length" else "unparseable")
+    return texts
+
+
 def parse_instructions(text, *, finish_reason: str = "stop", prefix: str = "") -> Parsed:
     """Instructions from a numbered (or bulleted) list.
 
@@ -102,15 +185,19 @@ def parse_instructions(text, *, finish_reason: str = "stop", prefix: str = "") -
     if finish_reason == "error" or not text.strip():
         out.reject(text, "teacher_error" if finish_reason == "error" else "empty_response")
         return out
-    loose, items = _list_items(clean_text(prefix) + text)
-    garbage = [line for line in loose if not line.rstrip().endswith(":")]  # "Here are 7 tasks:" is fine
-    if garbage:
-        out.reject("\n".join(garbage), "unparseable")
-    if finish_reason == "length" and items:
-        out.reject(items.pop()[1], "truncated")
+    reply = None if prefix else _json_reply(text)  # a chat teacher asked for JSON
+    if reply is not None:
+        items = [(None, raw) for raw in _json_instructions(out, reply, finish_reason)]
+    else:
+        loose, items = _list_items(clean_text(prefix) + text)
+        garbage = [line for line in loose if not line.rstrip().endswith(":")]  # "Here are 7 tasks:" is fine
+        if garbage:
+            out.reject("\n".join(garbage), "unparseable")
+        if finish_reason == "length" and items:
+            out.reject(items.pop()[1], "truncated")
     seen = set()
     for _, raw in items:
-        item = _tidy(raw)
+        item = _tidy(_unnumber(raw) if reply is not None else raw)
         if not item:
             continue
         if len(item) > MAX_ITEM_CHARS:
@@ -166,6 +253,9 @@ def parse_instances(text, *, classification: bool, finish_reason: str = "stop", 
         out.reject(text, "teacher_error" if finish_reason == "error" else "empty_response")
         return out
     first, second = ("label", "input") if classification else ("input", "output")
+    reply = None if prefix else _json_reply(text)  # a chat teacher asked for JSON
+    if reply is not None:
+        return _json_instances(out, reply, classification, finish_reason)
     blocks: list[dict] = []
     fresh = True  # after "Example N" an Output with no Input starts a new instance
     for key, value in _fields(clean_text(prefix) + text):
@@ -195,6 +285,44 @@ def parse_instances(text, *, classification: bool, finish_reason: str = "stop", 
         out.items.append(inst)
     if not out.items and not out.rejected:
         out.reject(text, "unparseable")
+    return out
+
+
+_LABEL_KEYS = ("label", "class_label", "class label", "class", "output")
+_OUTPUT_KEYS = ("output", "answer", "response")
+
+
+def _field(d: dict, keys) -> str | None:
+    low = {str(k).lower(): v for k, v in d.items()}
+    for k in keys:
+        if k in low and isinstance(low[k], (str, int, float, bool)) and not isinstance(low[k], bool):
+            return str(low[k])
+    return None
+
+
+def _json_instances(out: Parsed, reply, classification: bool, finish_reason: str) -> Parsed:
+    """Instances from {"examples": [{"input": ..., "output": ...}]} (or "label" first for classification)."""
+    value, whole = reply
+    items = _json_list(value) if whole else _salvage_objects(value)
+    if items is None or (whole and not all(isinstance(x, dict) for x in items)):
+        out.reject(json.dumps(value)[:500], "unexpected_json")
+        return out
+    for d in items:
+        if not isinstance(d, dict):
+            continue
+        inp = _field(d, ("input",))
+        answer = _field(d, _LABEL_KEYS if classification else _OUTPUT_KEYS)
+        if answer is None or (inp is None and classification):
+            out.reject(json.dumps(d)[:500], "incomplete")
+            continue
+        inst = {"input": _value(clean_text(inp or "")), "output": clean_text(answer).strip()}
+        if len(inst["input"]) > MAX_FIELD_CHARS or len(inst["output"]) > MAX_FIELD_CHARS:
+            out.reject(json.dumps(d)[:500], "too_long")
+            continue
+        out.items.append(inst)
+    if not out.items and not out.rejected:
+        out.reject(value if isinstance(value, str) else json.dumps(value)[:500],
+                   "truncated" if finish_reason == "length" else "unexpected_json")
     return out
 
 

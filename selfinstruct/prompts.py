@@ -7,6 +7,7 @@ teacher should continue (``"9."``, ``"Input:"``, ...); the parsers in
 """
 from __future__ import annotations
 
+import json
 import random
 import re
 from functools import lru_cache
@@ -18,6 +19,10 @@ NEW_PER_PROMPT = 7      # base prompts stop at "16." after 8 shown; chat prompts
 ALPACA_DEMOS = 3        # Alpaca's num_prompt_instructions
 ALPACA_COUNT = 20       # tasks asked for per Alpaca-style request
 INSTANCE_DEMOS = 2      # seed tasks shown as examples in an instance prompt
+CHAT_TOPICS = 5         # topics per chat instruction prompt: one new task asked for each
+CHAT_SHOWN = 3          # instructions a chat prompt shows as "already in the dataset" (the rest are not shown)
+MAX_INSTRUCTION_CHARS = 300  # the JSON schema's bound on one proposed instruction
+MAX_FIELD_CHARS = 600        # ... and on one instance input or output
 
 
 @lru_cache(maxsize=None)
@@ -55,14 +60,39 @@ def sample_context(rng: random.Random, seeds: list[str], pool: list[str], *, n: 
 # --------------------------------------------------------------------------- instructions
 
 
-def instruction_prompt(instructions: list[str], *, chat: bool):
-    """Ask for new tasks after a numbered list of ``instructions``."""
-    listed = "".join(f"{i}. {one_line(s)}\n" for i, s in enumerate(instructions, 1))
-    nxt = len(instructions) + 1
+def topics() -> list[str]:
+    """The packaged topic list (``templates/topics.txt``) that chat instruction prompts draw from."""
+    return [t.strip() for t in template("topics").splitlines() if t.strip()]
+
+
+def sample_topics(rng: random.Random, k: int = CHAT_TOPICS) -> list[str]:
+    return rng.sample(topics(), k)
+
+
+def instruction_prompt(instructions: list[str], *, chat: bool, topics: list[str] | None = None):
+    """Ask for new tasks. Base: continue a numbered list of ``instructions``. Chat: one new task for each
+    of ``topics``, as a numbered list (or JSON where the server enforces ``instruction_schema``), with the
+    first ``CHAT_SHOWN`` instructions shown inline as already taken -- a small instruction-tuned model
+    copies any numbered list it is shown (docs/benchmarks.md, "chat teachers")."""
     if not chat:
-        return template("instructions_base") + listed + f"{nxt}."
-    user = fill(template("instructions_chat_user"), examples=listed.rstrip("\n"), count=NEW_PER_PROMPT, next=nxt)
+        listed = "".join(f"{i}. {one_line(s)}\n" for i, s in enumerate(instructions, 1))
+        return template("instructions_base") + listed + f"{len(instructions) + 1}."
+    topics = list(topics or sample_topics(random.Random(" ".join(instructions))))
+    shown = "; ".join(f'"{one_line(s)}"' for s in instructions[:CHAT_SHOWN])
+    user = fill(template("instructions_chat_user"), count=len(topics), topics=", ".join(topics), shown=shown)
     return _chat(template("instructions_chat_system"), user)
+
+
+def chat_shown(instructions: list[str]) -> list[str]:
+    """The instructions a chat instruction prompt shows (what a copy is checked against)."""
+    return instructions[:CHAT_SHOWN]
+
+
+def instruction_schema(n: int = CHAT_TOPICS) -> dict:
+    """JSON schema of a chat instruction reply: ``{"tasks": [up to n strings]}``."""
+    return {"type": "object", "additionalProperties": False, "required": ["tasks"],
+            "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": n,
+                                     "items": {"type": "string", "maxLength": MAX_INSTRUCTION_CHARS}}}}
 
 
 def instruction_stop(n_shown: int, *, chat: bool) -> list[str] | None:
@@ -105,16 +135,39 @@ def pick_demos(rng: random.Random, seeds: list[dict], *, classification: bool, k
 
 
 def instance_prompt(instruction: str, demos: list[dict], *, classification: bool, chat: bool, count: int = 5):
-    """Input-first (ordinary tasks) or output-first (classification) instance prompt."""
+    """Input-first (ordinary tasks) or output-first (classification) instance prompt. Chat: the same
+    order as JSON (``instance_schema``), with the first demo shown as a JSON reply."""
+    if chat:
+        return _chat_instance_prompt(instruction, demos[0] if demos else None, classification, count)
     name = "instances_output_first" if classification else "instances_input_first"
     shown = "".join(format_demo(t, classification=classification) for t in demos)
-    text = fill(template(name), demos=shown, instruction=one_line(instruction), count=count).rstrip()
-    if not chat:
-        return text
-    tail = "Class label:" if classification else "Example 1\nInput:"
-    head = text[: -len(tail)].rstrip()
-    return _chat(template("instances_chat_system"),
-                 head + f"\n\nWrite up to {count} examples for this last task, in the same format.")
+    return fill(template(name), demos=shown, instruction=one_line(instruction), count=count).rstrip()
+
+
+def _json_demo(task: dict, classification: bool) -> str:
+    inst = task["instances"][0]
+    first, second = ("label", "input") if classification else ("input", "output")
+    pair = {"label": inst["output"].strip(), "input": inst["input"].strip()} if classification else \
+        {"input": inst["input"].strip(), "output": inst["output"].strip()}
+    return json.dumps({"examples": [{first: pair[first], second: pair[second]}]}, ensure_ascii=False)
+
+
+def _chat_instance_prompt(instruction: str, demo: dict | None, classification: bool, count: int):
+    name = "instances_chat_classify" if classification else "instances_chat_user"
+    demo_text = "" if demo is None else fill(template("instances_chat_demo"), task=one_line(demo["instruction"]),
+                                            reply=_json_demo(demo, classification))
+    user = fill(template(name), demo=demo_text, instruction=one_line(instruction), count=count)
+    return _chat(template("instances_chat_system"), user)
+
+
+def instance_schema(classification: bool, count: int = 5) -> dict:
+    """JSON schema of a chat instance reply: ``{"examples": [{"input", "output"}]}``, or label first
+    (``{"label", "input"}``) for a classification task, as the paper's output-first prompt."""
+    keys = ("label", "input") if classification else ("input", "output")
+    item = {"type": "object", "additionalProperties": False, "required": list(keys),
+            "properties": {k: {"type": "string", "maxLength": MAX_FIELD_CHARS} for k in keys}}
+    return {"type": "object", "additionalProperties": False, "required": ["examples"],
+            "properties": {"examples": {"type": "array", "minItems": 1, "maxItems": count, "items": item}}}
 
 
 def instance_prefix(classification: bool) -> str:

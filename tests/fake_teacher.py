@@ -14,7 +14,9 @@ campaign runs it as ``python tests/fake_teacher.py OUT SEED ROUNDS``.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -54,7 +56,7 @@ def kind_of(prompt) -> str:
     text = _text(prompt)
     if "classification task? Answer" in text or text.rstrip().endswith("Classification:"):
         return "classify"
-    if "Come up with examples" in text or "Given a classification task" in text:
+    if "Come up with examples" in text or "Given a classification task" in text or '{"examples":' in text:
         return "instances"
     return "instructions"
 
@@ -73,6 +75,7 @@ class FakeTeacher:
     def instructions(self, rng: random.Random, prompt) -> str:
         shown = [line.split(". ", 1)[1] for line in _text(prompt).splitlines()
                  if line[:1].isdigit() and ". " in line]
+        shown += re.findall(r'"([^"]+)"', _text(prompt).partition("do not repeat them:")[2])  # chat prompts
         lines = []
         for i in range(1, rng.randint(4, 8) + 1):
             roll = rng.random()
@@ -89,9 +92,13 @@ class FakeTeacher:
         return "\n".join(lines)
 
     def instances(self, rng: random.Random, prompt) -> str:
-        classification = "Given a classification task" in _text(prompt)
+        classification = "classification task" in _text(prompt)
         if rng.random() < 0.05:
             return "I cannot help with that."  # unparseable: the task is rejected (no_instances)
+        if '{"examples":' in _text(prompt) and rng.random() < 0.8:  # a chat prompt asking for JSON
+            keys = ("label", "input") if classification else ("input", "output")
+            return json.dumps({"examples": [{keys[0]: " ".join(rng.sample(WORDS, 2)), keys[1]: " ".join(rng.sample(WORDS, 3))}
+                                            for _ in range(rng.randint(1, 4))]})
         out = []
         for i in range(1, rng.randint(1, 4) + 1):
             x, y = " ".join(rng.sample(WORDS, 3)), " ".join(rng.sample(WORDS, 4))

@@ -34,7 +34,7 @@ def kind_of(prompt) -> str:
     text = text_of(prompt)
     if "Classification:" in text or "classification task? Answer" in text:
         return "classify"
-    if "Come up with examples" in text or "Class label:" in text:
+    if "Come up with examples" in text or "Class label:" in text or '{"examples":' in text:
         return "instances"
     if "Instruction:" in text:
         return "alpaca"
@@ -150,13 +150,18 @@ def test_pool_grows_and_machine_tasks_join_later_prompts(tmp_path):
 
 
 def test_rejections_carry_reasons(tmp_path):
+    picked = {}
+
     def script(p, n):
         if n > 1:
             return "", "stop"
-        return (" Seed task 3: describe the dune in plain words.\n10. Hi there\n11. Draw a picture of a cat please"
+        shown = [t["instruction"] for t in seed_tasks() if t["instruction"] in text_of(p)]
+        unseen = [t["instruction"] for t in seed_tasks() if t["instruction"] not in text_of(p)]
+        picked.update(shown=shown[0], unseen=unseen[0])
+        return (f" {unseen[0]}\n10. Hi there\n11. Draw a picture of a cat please"
                 "\n12. Write a program that adds numbers.\n13. Classify the mood of this text as happy or sad.\n"
                 "14. Tell me something about nothing at all.\n15. Tell me something about nothing at all.\n"
-                "16. Tell me something about nothing at all", "stop")
+                f"16. Tell me something about nothing at all\n17. {shown[0].upper()}", "stop")
 
     def inst(p, n):
         if "nothing at all" in text_of(p):
@@ -166,14 +171,14 @@ def test_rejections_carry_reasons(tmp_path):
     make_run(tmp_path, FakeTeacher({"instructions": script, "instances": inst}), rounds=1)
     tasks, _, rejected, stats = assert_consistent(tmp_path)
     reasons = sorted((r["instruction"], r["reason"]) for r in rejected)
-    assert reasons == sorted([
-        ("Seed task 3: describe the dune in plain words.", "similar"), ("Hi there", "too_short"),
+    assert reasons == sorted([  # a seed it was shown is a copy; one it was not shown is merely similar
+        (picked["unseen"], "similar"), (picked["shown"].upper(), "copied_example"), ("Hi there", "too_short"),
         ("Draw a picture of a cat please", "blacklist:draw"), ("Write a program that adds numbers.", "write_a_program"),
         ("Tell me something about nothing at all.", "repeated_in_response"),
         ("Tell me something about nothing at all", "similar"),
         ("Tell me something about nothing at all.", "no_instances"), ("", "empty_response")])
     similar = next(r for r in rejected if r["reason"] == "similar")
-    assert similar["similarity"] == 1.0 and similar["most_similar"] == "Seed task 3: describe the dune in plain words."
+    assert similar["similarity"] == 1.0 and similar["most_similar"] == picked["unseen"]
     [task] = tasks
     assert task["is_classification"] is True  # classification goes output-first
     assert task["instances"] == [{"input": "I liked it", "output": "Good"}, {"input": "I hated it", "output": "Bad"}]
@@ -239,7 +244,8 @@ def test_resume_after_crash_mid_round_never_duplicates(tmp_path):
     assert [t["id"] for t in tasks] == [f"machine_task_{i}" for i in range(len(tasks))]
     r2 = stats["rounds"][1]
     assert r2["requests"] == 8 + 2  # the crashed attempt's usage is carried; nothing new passed screening
-    assert r2["kept"] == 2 and r2["rejected"] == {"exact_duplicate": 4, "truncated": 4}
+    # one of round 1's texts is also shown in its prompt (the pool joins the prompts): a copy, not a duplicate
+    assert r2["kept"] == 2 and r2["rejected"] == {"copied_example": 1, "exact_duplicate": 3, "truncated": 4}
     assert Counter(t["round"] for t in tasks) == {1: 4, 2: 2, 3: 2}
     assert len(data) == 16
 

@@ -28,14 +28,26 @@ def test_base_instruction_prompt_exact():
     assert P.instruction_stop(8, chat=True) is None
 
 
-def test_chat_instruction_prompt_exact():
-    msgs = P.instruction_prompt(["Write a poem.", "Add 2 and 3."], chat=True)
+def test_chat_instruction_prompt_asks_per_topic_and_shows_examples_inline():
+    msgs = P.instruction_prompt(["Write a poem.", "Add 2 and 3.", "Name a river.", "Not shown."], chat=True,
+                                topics=["cooking", "chess"])
     assert [m["role"] for m in msgs] == ["system", "user"]
     assert msgs[1]["content"] == (
-        "Here are some example tasks:\n1. Write a poem.\n2. Add 2 and 3.\n\nCome up with 7 new tasks. Make them "
-        "diverse: vary the verbs, the topics and the kind of answer (a list, a short answer, an explanation, a "
-        "rewrite, a classification, some code). Do not copy the examples. Do not ask for images, audio, files or "
-        "web browsing. Continue the numbering from 3.")
+        "Write a numbered list of 2 different instructions for an assistant, one about each of these topics: "
+        "cooking, chess. Each instruction is one complete sentence that asks for something. The dataset already "
+        'has these, so do not repeat them: "Write a poem."; "Add 2 and 3."; "Name a river.".')
+    assert "\n1." not in msgs[1]["content"]  # no numbered list to copy
+    assert P.chat_shown(["a", "b", "c", "d"]) == ["a", "b", "c"]
+    rng = random.Random(0)
+    assert P.sample_topics(rng) == P.sample_topics(random.Random(0)) and len(set(P.sample_topics(rng))) == 5
+    assert len(P.topics()) >= 100 and len(set(P.topics())) == len(P.topics())
+    schema = P.instruction_schema(5)
+    assert schema["properties"]["tasks"]["maxItems"] == 5 and schema["required"] == ["tasks"]
+
+
+def test_topics_hold_no_blacklisted_word():
+    from selfinstruct.filters import instruction_reason
+    assert [t for t in P.topics() if instruction_reason(f"Write one task about {t}.")] == []
 
 
 def test_classify_prompt():
@@ -58,8 +70,16 @@ def test_instance_prompts_exact_tail():
     assert cls.endswith("Task: Is the review positive?\nClass label: Yes\nInput: Great food\n\n"
                         "Task: Is it spam?\nClass label:")
     chat = P.instance_prompt("Is it spam?", [CLS], classification=True, chat=True)
-    assert chat[1]["content"].endswith("Task: Is it spam?\n\nWrite up to 5 examples for this last task, "
-                                       "in the same format.")
+    assert chat[1]["content"].startswith('Example reply for another task ("Is the review positive?"):\n'
+                                         '{"examples": [{"label": "Yes", "input": "Great food"}]}\n\n'
+                                         "Task: Is it spam?\n\nThis is a classification task.")
+    assert chat[1]["content"].endswith('Reply in JSON: {"examples": [{"label": "...", "input": "..."}]}')
+    plain = P.instance_prompt("Add two numbers.", [TASK], classification=False, chat=True, count=3)
+    assert '{"examples": [{"input": "3, 1", "output": "1, 3"}]}' in plain[1]["content"]
+    assert "Write up to 3 different examples" in plain[1]["content"]
+    assert list(P.instance_schema(True)["properties"]["examples"]["items"]["properties"]) == ["label", "input"]
+    assert list(P.instance_schema(False, 3)["properties"]["examples"]["items"]["properties"]) == ["input", "output"]
+    assert P.instance_schema(False, 3)["properties"]["examples"]["maxItems"] == 3
     noinput = {"instruction": "Tell a joke.", "instances": [{"input": "", "output": "Knock knock."}]}
     assert P.format_demo(noinput, classification=False) == \
         "Task: Tell a joke.\nExample 1\nInput: <noinput>\nOutput: Knock knock.\n\n"

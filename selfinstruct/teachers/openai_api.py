@@ -29,6 +29,25 @@ MAX_API_STOPS = 4  # the official API takes at most 4 stop sequences; the rest a
 RETRY_STATUS = {408, 409, 429}
 FATAL_STATUS = {401: "authentication failed", 403: "permission denied", 404: "model or endpoint not found"}
 FATAL_CODES = {"insufficient_quota": "quota exhausted (insufficient_quota)"}
+# How a JSON schema is asked for, best first: OpenAI's and vLLM's form, then llama-cpp-python's
+# ({"type": "json_object", "schema": ...}), then none (the prompt alone asks for JSON).
+FORMATS = ("json_schema", "json_object", None)
+
+
+def response_format(schema: dict | None, form: str | None) -> dict | None:
+    """The ``response_format`` request field that asks for ``schema`` in ``form`` (None: no field)."""
+    if schema is None or form is None:
+        return None
+    if form == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+    return {"type": "json_object", "schema": schema}
+
+
+def format_refused(exc) -> bool:
+    """Whether an error says the server does not take our ``response_format`` (so retrying it is useless)."""
+    status = getattr(exc, "status_code", None)
+    text = str(exc).lower()
+    return status in (400, 422, 500, 501) and ("response_format" in text or "json_schema" in text)
 
 
 def parse_retry_after(headers, now: float | None = None) -> float | None:
@@ -153,6 +172,8 @@ class OpenAITeacher:
         self.usage_reported = True  # False once a response came without token usage
         self._loop: _LoopThread | None = None
         self._client = None
+        self.structured = self.is_chat  # takes a JSON schema (``schema=``) for chat requests
+        self.format = FORMATS[0]  # the response_format form this server takes; falls back as it refuses
         if check:
             self.check()
 
@@ -197,9 +218,13 @@ class OpenAITeacher:
         return self._client
 
     def stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
-               stop: list[str] | None = None, progress: str | None = None):
+               stop: list[str] | None = None, progress: str | None = None, schema: dict | None = None):
         """Yield ``(index, Completion)`` as each request finishes (all are in flight at once, up to
         ``concurrency``), so no answer waits for a slow one.
+
+        ``schema`` (chat only): a JSON schema the answer must follow, sent as ``response_format`` in
+        the first form of ``FORMATS`` the server takes; a server that refuses every form gets the
+        request without it (the prompt itself asks for JSON, and the parsers read text too).
 
         A request that fails for good yields ``finish_reason='error'``. Raises TeacherError for setup
         problems (401/403/404, quota exhausted) and, once the call is over, when *every* request failed
@@ -212,6 +237,8 @@ class OpenAITeacher:
         params = dict(model=self.model, max_tokens=max_tokens, temperature=temperature, top_p=top_p)
         if stop:
             params["stop"] = list(stop)[:MAX_API_STOPS]
+        if schema is not None and self.is_chat:
+            params["schema"] = schema  # turned into response_format per request (see _request)
         if self._loop is None:
             self._loop = _LoopThread()
         done: queue.Queue = queue.Queue()
@@ -256,29 +283,43 @@ class OpenAITeacher:
                                f"which no retry fixes: {failures[0][1]}")
 
     def complete(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
-                 stop: list[str] | None = None, progress: str | None = None) -> list[Completion]:
+                 stop: list[str] | None = None, progress: str | None = None,
+                 schema: dict | None = None) -> list[Completion]:
         """One Completion per prompt, in order (see ``stream``)."""
         return in_order(self.stream(prompts, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                                     stop=stop, progress=progress), len(prompts))
+                                     stop=stop, progress=progress, schema=schema), len(prompts))
 
     async def _request(self, client, prompt, params):
         if self.endpoint == "chat":
             if isinstance(prompt, str):
                 prompt = [{"role": "user", "content": prompt}]
+            params = dict(params)
+            fmt = response_format(params.pop("schema", None), self.format)
+            if fmt is not None:
+                params["response_format"] = fmt
             resp = await client.chat.completions.create(messages=prompt, **params)
+            if not resp.choices:
+                raise ValueError("the server answered with no choices")
             choice = resp.choices[0]
             return (choice.message.content or ""), choice.finish_reason, resp.usage
         resp = await client.completions.create(prompt=prompt, **params)
+        if not resp.choices:
+            raise ValueError("the server answered with no choices")
         choice = resp.choices[0]
         return (choice.text or ""), choice.finish_reason, resp.usage
 
     async def _one(self, client, sem, prompt, params, stop) -> tuple[Completion, str]:
         async with sem:
             self.usage.requests += 1
-            for attempt in range(self.max_retries + 1):
+            attempt = 0
+            while True:
+                form = self.format
                 try:
                     text, finish, usage = await self._request(client, prompt, params)
                 except Exception as e:  # noqa: BLE001 - classified below, never leaks the key
+                    if "schema" in params and form is not None and format_refused(e):
+                        self._refused(form, e)
+                        continue  # the same request in the next form; no retry is spent
                     kind, retry_after = _classify(e)
                     if kind == "fatal":
                         what = FATAL_CODES.get(_error_code(e)) or FATAL_STATUS.get(e.status_code, "refused")
@@ -296,8 +337,16 @@ class OpenAITeacher:
                                          retry_after=retry_after)
                     log.debug("retry %d in %.2fs: %s", attempt + 1, wait, self._redact(e))
                     await asyncio.sleep(wait)
+                    attempt += 1
                     continue
                 return self._completion(text, finish, usage, stop), "ok"
+
+    def _refused(self, form: str, exc) -> None:
+        """The server refused ``response_format`` in ``form``: every later request uses the next form."""
+        if self.format == form:
+            self.format = FORMATS[FORMATS.index(form) + 1]
+            log.info("%s refuses response_format %s (%s); next: %s", self.base_url, form,
+                     self._redact(exc)[:120], self.format or "none (the prompt asks for JSON)")
 
     def _completion(self, text, finish, usage, stop) -> Completion:
         text, cut = cut_at_stop(text, stop)
