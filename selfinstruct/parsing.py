@@ -113,16 +113,14 @@ def _json_reply(text: str):
 
 
 def _json_list(value):
-    """The list a JSON reply carries: the value itself, or under "tasks"/"examples"/..., or a dict's
-    values when every one is a string ({"topic": "instruction"}); None for any other shape."""
+    """The list a JSON reply carries: the value itself, or under "tasks"/"examples"/...; None for any
+    other shape (``{"response": "..."}`` included)."""
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
         for key in _LIST_KEYS:
             if isinstance(value.get(key), list):
                 return value[key]
-        if value and all(isinstance(v, str) for v in value.values()):
-            return list(value.values())
     return None
 
 

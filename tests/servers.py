@@ -95,7 +95,8 @@ class Scripted:
     """What a scripted server saw: request bodies (JSON), headers (lower-case names), arrival times, most requests in flight."""
 
     def __init__(self, replies, delay: float = 0.0):
-        self.replies = list(replies)
+        self.script = replies if callable(replies) else None
+        self.replies = [] if callable(replies) else list(replies)
         self.delay = delay
         self.bodies, self.headers, self.times = [], [], []
         self.inflight = self.max_inflight = 0
@@ -108,7 +109,10 @@ class Scripted:
             self.times.append(time.monotonic())
             self.inflight += 1
             self.max_inflight = max(self.max_inflight, self.inflight)
-            reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+            if self.script is not None:  # a function of the request body
+                reply = self.script(body)
+            else:
+                reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
         time.sleep(self.delay)
         with self.lock:
             self.inflight -= 1
@@ -129,8 +133,8 @@ def completion_body(text: str, *, chat: bool, prompt_tokens=3, completion_tokens
 
 @contextlib.contextmanager
 def start_scripted(replies, delay: float = 0.0):
-    """Serve ``replies`` (a list of (status, headers, body-dict), the last one repeating) on every POST,
-    each after ``delay`` seconds. GET /v1/models answers an empty list. Yields (base_url, Scripted).
+    """Serve ``replies`` (a list of (status, headers, body-dict), the last one repeating; or a function of
+    the request body giving one) on every POST, each after ``delay`` seconds. GET /v1/models answers an empty list. Yields (base_url, Scripted).
     """
     state = Scripted(replies, delay)
 

@@ -201,3 +201,56 @@ def test_permanent_failures_are_summarised_on_screen(katan, tmp_path):
     res = generate(k.url, out, rounds=1, prompts=3, retries=1)
     assert res.exit_code == 0
     assert re.search(r"teacher: 2 request\(s\) failed for good .*, 2 retried", res.output), res.output
+
+
+def _chat_script():
+    """Answers by prompt kind: instruction prompts get, in turn, no choices, empty content, JSON of the wrong
+    shape and a good JSON list; instance prompts likewise (classify says No)."""
+    from servers import completion_body
+    calls = {"instructions": 0, "instances": 0}
+    good = {"instructions": '{"tasks": ["Explain how tides form to a curious child.", '
+                            '"Suggest three names for a bakery run by twins.", "Convert 3 miles to kilometres."]}',
+            "instances": '{"examples": [{"input": "", "output": "Tides come from the pull of the Moon."}]}'}
+
+    def script(body):
+        text = json.dumps(body.get("messages"))
+        if "classification task? Answer" in text:
+            return 200, {}, completion_body("No", chat=True)
+        kind = "instances" if "Reply in JSON" in text else "instructions"
+        calls[kind] += 1
+        n = calls[kind] % 4
+        if n == 1:
+            return 200, {}, {**completion_body("", chat=True), "choices": []}
+        if n == 2:
+            return 200, {}, completion_body("", chat=True)
+        if n == 3:
+            return 200, {}, completion_body('{"response": "Sure! 1. Write a poem."}', chat=True)
+        return 200, {}, completion_body(good[kind], chat=True)
+
+    return script
+
+
+def test_chat_replies_that_are_empty_missing_or_the_wrong_shape(tmp_path):
+    """No choices, empty content, JSON of the wrong shape: each is one rejected row with its reason, never a crash,
+    in the instruction stage and the instance stage of the chat prompts (JSON asked for via response_format)."""
+    from servers import start_scripted
+
+    out = tmp_path / "run"
+    with start_scripted(_chat_script()) as (url, seen):
+        res = CliRunner().invoke(main, [
+            "generate", "--teacher", "openai:chat-model", "--base-url", url, "--out", str(out), "--rounds", "1",
+            "--prompts-per-round", "4", "--concurrency", "1", "--max-retries", "0", "--seed", "1",
+            "--no-decontaminate"])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    rows = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    propose = [r for r in rows if r["reason"] in ("teacher_error", "empty_response", "unexpected_json")]
+    assert sorted(r["reason"] for r in propose) == ["empty_response", "teacher_error", "unexpected_json"]
+    assert "no choices" in next(r["error"] for r in propose if r["reason"] == "teacher_error")
+    # the 3 good tasks: their instance requests got no choices, empty content, wrong-shape JSON in turn
+    assert sorted(r["reason"] for r in rows if r["reason"] == "no_instances") == ["no_instances"] * 3
+    dropped = json.loads((out / "stats.json").read_text())["rounds"][0]["instances_dropped"]
+    assert dropped == {"empty_response": 1, "teacher_error": 1, "unexpected_json": 1}
+    assert total(out)["kept"] == 0 and total(out)["failures"] == 2
+    asked = [b.get("response_format", {}).get("type") for b in seen.bodies if "max_tokens" in b]
+    assert "json_schema" in asked  # the chat prompts asked for JSON
+    check_files(out)

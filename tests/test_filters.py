@@ -180,3 +180,12 @@ def test_filter_records_on_alpaca_data_matches_rouge_score_loop(shared_data):
 ])
 def test_looks_like_classification(text, expected):
     assert looks_like_classification(text) is expected
+
+
+def test_copied_examples_match_after_normalisation():
+    from selfinstruct.filters import copied_examples, example_key
+    shown = ["Add 2 and 3.", "Write a  poem\nabout rain:"]
+    assert copied_examples(["add 2 and 3", '"Write a poem about rain"', "Add 2 and 4.", "Write a poem"], shown) == \
+        [True, True, False, False]
+    assert example_key("  “Name a river!”  ") == "name a river"
+    assert copied_examples(["x y z"], []) == [False]

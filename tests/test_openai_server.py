@@ -241,3 +241,72 @@ def test_transformers_backend_serves_a_local_model(tmp_path):
                          temperature=0)
     assert out[0].error is None and out[0].text.strip()
     assert out[0].completion_tokens == 8 and out[0].prompt_tokens > 5  # real token counts from the model
+
+
+SCHEMA = {"type": "object", "properties": {"tasks": {"type": "array", "items": {"type": "string"}}}}
+
+
+def test_response_format_falls_back_to_what_the_server_takes():
+    """OpenAI's json_schema first; llama-cpp-python refuses it with a 500 naming response_format, so the
+    next request (and every later one) asks in its form, json_object with a schema; no retry is spent."""
+    refusal = {"error": {"message": "1 validation error: ('body', 'response_format', 'type') Input should be "
+                                    "'text' or 'json_object'", "type": "internal_server_error"}}
+
+    def script(body):
+        fmt = body.get("response_format") or {}
+        if fmt.get("type") == "json_schema":
+            return 500, {}, refusal
+        return 200, {}, completion_body('{"tasks": ["a"]}', chat=True)
+
+    with start_scripted(script) as (url, seen):
+        t = teacher(url, max_retries=3, concurrency=1)
+        out = t.complete(["x", "y"], schema=SCHEMA)
+        plain = t.complete(["z"])
+    assert [c.text for c in out] == ['{"tasks": ["a"]}'] * 2 and t.usage.retries == 0 and t.usage.failures == 0
+    assert t.format == "json_object"
+    assert [(b.get("response_format") or {}).get("type") for b in seen.bodies] == \
+        ["json_schema", "json_object", "json_object", None]
+    assert seen.bodies[0]["response_format"]["json_schema"]["schema"] == SCHEMA
+    assert seen.bodies[1]["response_format"]["schema"] == SCHEMA and "schema" not in seen.bodies[3]
+
+
+def test_response_format_refused_in_every_form_sends_none():
+    def script(body):
+        if "response_format" in body:
+            return 400, {}, {"error": {"message": "response_format is not supported by this model"}}
+        return 200, {}, completion_body("1. A task", chat=True)
+
+    with start_scripted(script) as (url, seen):
+        t = teacher(url, concurrency=1)
+        out = t.complete(["x", "y"], schema=SCHEMA)
+    assert [c.text for c in out] == ["1. A task"] * 2 and t.format is None and t.usage.failures == 0
+    assert ["response_format" in b for b in seen.bodies] == [True, True, False, False]
+
+
+def test_completions_endpoint_never_sends_a_schema():
+    with start_scripted([(200, {}, completion_body("text", chat=False))]) as (url, seen):
+        t = teacher(url, endpoint="completions")
+        assert t.structured is False
+        t.complete(["x"], schema=SCHEMA)
+    assert "response_format" not in seen.bodies[0] and "schema" not in seen.bodies[0]
+
+
+def test_no_choices_and_empty_content_are_answers_not_crashes():
+    empty = completion_body("", chat=True)
+    none = {**completion_body("", chat=True), "choices": []}
+    with start_scripted([(200, {}, none), (200, {}, empty)]) as (url, _):
+        out = teacher(url, concurrency=1).complete(["a", "b"], schema=SCHEMA)
+    assert out[0].finish_reason == "error" and "no choices" in out[0].error
+    assert (out[1].text, out[1].finish_reason, out[1].error) == ("", "stop", None)
+
+
+def test_katan_json_object_answers_json_of_the_wrong_shape(katan):
+    """llm-katan's echo backend answers {"response": ...} under json_object: the parsers reject it."""
+    from selfinstruct.parsing import parse_instances, parse_instructions
+
+    t = teacher(katan)
+    t.format = "json_object"
+    [c] = t.complete([[{"role": "user", "content": "list tasks"}]], schema=SCHEMA)
+    assert c.text.startswith('{"response": ')
+    assert [r for _, r in parse_instructions(c.text).rejected] == ["unexpected_json"]
+    assert parse_instances(c.text, classification=False).items == []

@@ -121,3 +121,40 @@ def test_alpaca_blocks():
                        {"instruction": "Explain gravity", "input": "", "output": "Mass attracts mass."}]
     assert p.rejected == [("Cut off", "truncated"), ("Only an instruction", "incomplete")]
     assert parse_alpaca("", finish_reason="stop").rejected == [("", "empty_response")]
+
+
+def test_json_instructions():
+    p = parse_instructions('{"tasks": ["3. Write a poem about rain.", "Explain tides to a child.", "", 7]}')
+    assert p.items == [] and p.rejected[0][1] == "unexpected_json"  # a number is no instruction
+    p = parse_instructions('Sure:\n```json\n{"tasks": ["3. Write a poem about rain.", "Explain tides."]}\n```')
+    assert p.items == ["Write a poem about rain.", "Explain tides."] and p.rejected == []
+    p = parse_instructions('[{"instruction": "Name a river."}, {"other": 1}]')
+    assert p.items == ["Name a river."]
+    cut = parse_instructions('{"tasks": ["Write a poem about rain.", "Explain ti', finish_reason="length")
+    assert cut.items == ["Write a poem about rain."]
+    for wrong in ('{"response": "1. Write a poem about rain."}', '{"tasks": "Write a poem."}', "[1, 2]", "{}"):
+        p = parse_instructions(wrong)
+        assert p.items == [] and [r for _, r in p.rejected] == ["unexpected_json"], wrong
+    assert parse_instructions('{"tasks": [').rejected[0][1] == "unparseable"
+    assert parse_instructions('{"tasks": [', finish_reason="length").rejected[0][1] == "truncated"
+    text = parse_instructions("Use {braces} like this:\n1. Format a string with {name}.")
+    assert text.items == ["Format a string with {name}."]  # plain text with braces is read as text
+
+
+def test_json_instances():
+    p = parse_instances('{"examples": [{"input": "3, 1", "output": "1, 3"}, {"input": "<noinput>", "output": 5},'
+                        ' {"input": "a"}]}', classification=False)
+    assert p.items == [{"input": "3, 1", "output": "1, 3"}, {"input": "", "output": "5"}]
+    assert [r for _, r in p.rejected] == ["incomplete"]
+    p = parse_instances('{"examples": [{"label": "Yes", "input": "spam!"}, {"label": "No", "input": "hi th',
+                        classification=True, finish_reason="length")
+    assert p.items == [{"input": "spam!", "output": "Yes"}]
+    p = parse_instances('[{"Input": "x", "Output": "y"}]', classification=False)
+    assert p.items == [{"input": "x", "output": "y"}]
+    for wrong in ('{"examples": 3}', '{"response": "Input: a Output: b"}', '["a", "b"]', "{}"):
+        p = parse_instances(wrong, classification=False)
+        assert p.items == [] and [r for _, r in p.rejected] == ["unexpected_json"], wrong
+    assert parse_instances('{"examples": [{"inp', classification=False, finish_reason="length").rejected[0][1] == \
+        "truncated"
+    assert parse_instances("Example 1\nInput: a\nOutput: b", classification=False).items == [{"input": "a",
+                                                                                               "output": "b"}]
