@@ -228,7 +228,7 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
             shown.append(P.chat_shown(demos) if chat else demos)
     stop = P.alpaca_stop(chat=chat) if cfg.style == "alpaca" else P.instruction_stop(P.IN_CONTEXT, chat=chat)
     max_tokens = max(cfg.max_tokens, 1024) if cfg.style == "alpaca" else cfg.max_tokens
-    schema = None if cfg.style == "alpaca" else P.instruction_schema(P.CHAT_TOPICS)
+    schema = P.instruction_schema(P.CHAT_TOPICS) if cfg.style != "alpaca" and P.JSON_INSTRUCTIONS else None
     outs = _complete(teacher, built, cfg, max_tokens=max_tokens, stop=stop, progress=f"{label} instructions",
                      answered=answered, schema=schema)
     cands, garbage = [], []

@@ -20,7 +20,8 @@ ALPACA_DEMOS = 3        # Alpaca's num_prompt_instructions
 ALPACA_COUNT = 20       # tasks asked for per Alpaca-style request
 INSTANCE_DEMOS = 2      # seed tasks shown as examples in an instance prompt
 CHAT_TOPICS = 5         # topics per chat instruction prompt: one new task asked for each
-CHAT_SHOWN = 3          # instructions a chat prompt shows as "already in the dataset" (the rest are not shown)
+CHAT_SHOWN = 0          # instructions a chat prompt shows as "already in the dataset": none, as measured best
+JSON_INSTRUCTIONS = True  # chat instruction replies: enforce instruction_schema where the server can
 MAX_INSTRUCTION_CHARS = 300  # the JSON schema's bound on one proposed instruction
 MAX_FIELD_CHARS = 600        # ... and on one instance input or output
 
@@ -71,21 +72,22 @@ def sample_topics(rng: random.Random, k: int = CHAT_TOPICS) -> list[str]:
 
 def instruction_prompt(instructions: list[str], *, chat: bool, topics: list[str] | None = None):
     """Ask for new tasks. Base: continue a numbered list of ``instructions``. Chat: one new task for each
-    of ``topics``, as a numbered list (or JSON where the server enforces ``instruction_schema``), with the
-    first ``CHAT_SHOWN`` instructions shown inline as already taken -- a small instruction-tuned model
-    copies any numbered list it is shown (docs/benchmarks.md, "chat teachers")."""
+    of ``topics``, as a numbered list (or JSON where the server enforces ``instruction_schema``), showing
+    the first ``CHAT_SHOWN`` instructions inline as taken. A small instruction-tuned model copies the
+    examples it is shown, numbered or not, so by default none is (docs/benchmarks.md, "chat teachers")."""
     if not chat:
         listed = "".join(f"{i}. {one_line(s)}\n" for i, s in enumerate(instructions, 1))
         return template("instructions_base") + listed + f"{len(instructions) + 1}."
     topics = list(topics or sample_topics(random.Random(" ".join(instructions))))
-    shown = "; ".join(f'"{one_line(s)}"' for s in instructions[:CHAT_SHOWN])
-    user = fill(template("instructions_chat_user"), count=len(topics), topics=", ".join(topics), shown=shown)
+    shown = "; ".join(f'"{one_line(s)}"' for s in chat_shown(instructions))
+    avoid = f" The dataset already has these, so do not repeat them: {shown}." if shown else ""
+    user = fill(template("instructions_chat_user"), count=len(topics), topics=", ".join(topics), avoid=avoid)
     return _chat(template("instructions_chat_system"), user)
 
 
 def chat_shown(instructions: list[str]) -> list[str]:
     """The instructions a chat instruction prompt shows (what a copy is checked against)."""
-    return instructions[:CHAT_SHOWN]
+    return instructions[:CHAT_SHOWN] if CHAT_SHOWN else []
 
 
 def instruction_schema(n: int = CHAT_TOPICS) -> dict:

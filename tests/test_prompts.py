@@ -28,16 +28,20 @@ def test_base_instruction_prompt_exact():
     assert P.instruction_stop(8, chat=True) is None
 
 
-def test_chat_instruction_prompt_asks_per_topic_and_shows_examples_inline():
-    msgs = P.instruction_prompt(["Write a poem.", "Add 2 and 3.", "Name a river.", "Not shown."], chat=True,
-                                topics=["cooking", "chess"])
+def test_chat_instruction_prompt_asks_per_topic_and_shows_examples_inline(monkeypatch):
+    context = ["Write a poem.", "Add 2 and 3.", "Name a river.", "Not shown."]
+    msgs = P.instruction_prompt(context, chat=True, topics=["cooking", "chess"])
     assert [m["role"] for m in msgs] == ["system", "user"]
     assert msgs[1]["content"] == (
         "Write a numbered list of 2 different instructions for an assistant, one about each of these topics: "
-        "cooking, chess. Each instruction is one complete sentence that asks for something. The dataset already "
-        'has these, so do not repeat them: "Write a poem."; "Add 2 and 3."; "Name a river.".')
-    assert "\n1." not in msgs[1]["content"]  # no numbered list to copy
-    assert P.chat_shown(["a", "b", "c", "d"]) == ["a", "b", "c"]
+        "cooking, chess. Each instruction is one complete sentence that asks for something.")
+    assert P.chat_shown(context) == []  # the measured default: no example to copy
+    monkeypatch.setattr(P, "CHAT_SHOWN", 3)
+    msgs = P.instruction_prompt(context, chat=True, topics=["cooking", "chess"])
+    assert msgs[1]["content"].endswith('The dataset already has these, so do not repeat them: "Write a poem."; '
+                                       '"Add 2 and 3."; "Name a river.".')
+    assert "\n1." not in msgs[1]["content"]  # shown inline, not as a numbered list to continue
+    assert P.chat_shown(context) == context[:3]
     rng = random.Random(0)
     assert P.sample_topics(rng) == P.sample_topics(random.Random(0)) and len(set(P.sample_topics(rng))) == 5
     assert len(P.topics()) >= 100 and len(set(P.topics())) == len(P.topics())
