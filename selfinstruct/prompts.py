@@ -19,11 +19,10 @@ NEW_PER_PROMPT = 7      # base prompts stop at "16." after 8 shown; chat prompts
 ALPACA_DEMOS = 3        # Alpaca's num_prompt_instructions
 ALPACA_COUNT = 20       # tasks asked for per Alpaca-style request
 INSTANCE_DEMOS = 2      # seed tasks shown as examples in an instance prompt
-CHAT_TOPICS = 5         # topics per chat instruction prompt: one new task asked for each
+CHAT_TOPICS = 7         # topics per chat instruction prompt: one new task asked for each (7 beat 5)
 CHAT_SHOWN = 0          # instructions a chat prompt shows as "already in the dataset": none, as measured best
 JSON_INSTRUCTIONS = True  # chat instruction replies: enforce instruction_schema where the server can
-MAX_INSTRUCTION_CHARS = 300  # the JSON schema's bound on one proposed instruction
-MAX_FIELD_CHARS = 600        # ... and on one instance input or output
+MIN_CHAT_INSTANCES = 3   # a chat instance reply holds at least this many examples (capped by the count asked)
 
 
 @lru_cache(maxsize=None)
@@ -94,7 +93,7 @@ def instruction_schema(n: int = CHAT_TOPICS) -> dict:
     """JSON schema of a chat instruction reply: ``{"tasks": [up to n strings]}``."""
     return {"type": "object", "additionalProperties": False, "required": ["tasks"],
             "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": n,
-                                     "items": {"type": "string", "maxLength": MAX_INSTRUCTION_CHARS}}}}
+                                     "items": {"type": "string"}}}}
 
 
 def instruction_stop(n_shown: int, *, chat: bool) -> list[str] | None:
@@ -164,12 +163,15 @@ def _chat_instance_prompt(instruction: str, demo: dict | None, classification: b
 
 def instance_schema(classification: bool, count: int = 5) -> dict:
     """JSON schema of a chat instance reply: ``{"examples": [{"input", "output"}]}``, or label first
-    (``{"label", "input"}``) for a classification task, as the paper's output-first prompt."""
+    (``{"label", "input"}``) for a classification task, as the paper's output-first prompt. At least
+    ``MIN_CHAT_INSTANCES``: a small model shown one example writes one. No length bounds: they made
+    llama.cpp's grammar slower and kept fewer tasks (docs/benchmarks.md, "chat teachers")."""
     keys = ("label", "input") if classification else ("input", "output")
     item = {"type": "object", "additionalProperties": False, "required": list(keys),
-            "properties": {k: {"type": "string", "maxLength": MAX_FIELD_CHARS} for k in keys}}
+            "properties": {k: {"type": "string"} for k in keys}}
     return {"type": "object", "additionalProperties": False, "required": ["examples"],
-            "properties": {"examples": {"type": "array", "minItems": 1, "maxItems": count, "items": item}}}
+            "properties": {"examples": {"type": "array", "minItems": min(MIN_CHAT_INSTANCES, count),
+                                        "maxItems": count, "items": item}}}
 
 
 def instance_prefix(classification: bool) -> str:

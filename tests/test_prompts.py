@@ -43,7 +43,7 @@ def test_chat_instruction_prompt_asks_per_topic_and_shows_examples_inline(monkey
     assert "\n1." not in msgs[1]["content"]  # shown inline, not as a numbered list to continue
     assert P.chat_shown(context) == context[:3]
     rng = random.Random(0)
-    assert P.sample_topics(rng) == P.sample_topics(random.Random(0)) and len(set(P.sample_topics(rng))) == 5
+    assert P.sample_topics(rng) == P.sample_topics(random.Random(0)) and len(set(P.sample_topics(rng))) == 7
     assert len(P.topics()) >= 100 and len(set(P.topics())) == len(P.topics())
     schema = P.instruction_schema(5)
     assert schema["properties"]["tasks"]["maxItems"] == 5 and schema["required"] == ["tasks"]
