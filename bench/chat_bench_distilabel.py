@@ -36,17 +36,15 @@ def main() -> None:
     inputs = json.load(open(args.inputs, encoding="utf-8"))
     sampling = {"temperature": args.temperature, "top_p": args.top_p}
 
-    def llm():
+    def llm(max_tokens: int):
         return OpenAILLM(model=args.model, base_url=args.base_url, api_key="sk-no-key-needed", max_retries=2,
-                         timeout=300)
+                         timeout=300, generation_kwargs={"max_new_tokens": max_tokens, **sampling})
 
     with Pipeline(name="chat-bench-self-instruct") as pipeline:
         load = LoadDataFromDicts(data=[{"input": x} for x in inputs], batch_size=len(inputs))
-        instruct = SelfInstruct(llm=llm(), input_batch_size=len(inputs),
-                                generation_kwargs={"max_new_tokens": args.max_tokens, **sampling})
+        instruct = SelfInstruct(llm=llm(args.max_tokens), input_batch_size=len(inputs))
         expand = ExpandColumns(columns={"instructions": "instruction"})
-        answer = TextGeneration(llm=llm(), input_batch_size=16,
-                                generation_kwargs={"max_new_tokens": args.instance_tokens, **sampling})
+        answer = TextGeneration(llm=llm(args.instance_tokens), input_batch_size=16)
         load >> instruct >> expand >> answer
     t0 = time.perf_counter()
     distiset = pipeline.run(use_cache=False)
