@@ -84,7 +84,7 @@ def run_ours(url: str, endpoint: str, args, out: Path) -> dict:
     cmd = [sys.executable, "-c", launch, str(args.chat_shown), str(args.json_instructions), "generate", "--teacher", f"openai:{MODEL}", "--base-url", url,
            "--endpoint", endpoint, "--rounds", str(args.rounds), "--prompts-per-round", str(args.prompts),
            "--temperature", str(args.temperature), "--top-p", str(args.top_p), "--seed", str(args.seed),
-           "--out", str(out)]
+           "--out", str(out)] + (["--classify", args.classify] if args.classify else [])
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - t0
@@ -97,7 +97,8 @@ def run_ours(url: str, endpoint: str, args, out: Path) -> dict:
     extra = (f"{stats['candidates']} candidates; rejected " + ", ".join(f"{k} {v}" for k, v in top)
              + f"; instances dropped {stats['instances_dropped']}")
     print(res.stdout[-1500:], flush=True)
-    return figures(f"ours, {endpoint} endpoint", rows, [t["instruction"] for t in tasks], stats["requests"],
+    name = f"ours, {endpoint} endpoint" + (f", --classify {args.classify}" if args.classify else "")
+    return figures(name, rows, [t["instruction"] for t in tasks], stats["requests"],
                    seconds, extra)
 
 
@@ -144,6 +145,8 @@ def main() -> None:
                     help="instructions a chat prompt shows as taken (prompts.CHAT_SHOWN; 0, the default, shows none)")
     ap.add_argument("--json-instructions", type=int, default=1, choices=(0, 1),
                     help="1: chat instruction replies enforced as JSON where the server can (the default); 0: text")
+    ap.add_argument("--classify", choices=("teacher", "rules"), default=None,
+                    help="our runs' --classify (default: generate's, the teacher's Yes/No for openai:)")
     ap.add_argument("--section", default="chat teachers", help="the docs/benchmarks.md section to write")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
     ap.add_argument("--server-python", default=sys.executable, help="a Python with llama-cpp-python[server]")
