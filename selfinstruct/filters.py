@@ -137,13 +137,16 @@ def points_at_input(instruction: str) -> bool:
 
 
 def instance_reason(input: str, output: str, instruction: str = "") -> str | None:
-    """Why an (input, output) instance is unusable, or None: empty output, output == input, or an
-    empty input under an instruction that points at one (``missing_input``)."""
+    """Why an (input, output) instance is unusable, or None: empty output, output == input, output ==
+    instruction (case and whitespace aside; a chat model echoing the task), or an empty input under an
+    instruction that points at one (``missing_input``)."""
     out = (output or "").strip()
     if not out:
         return "empty_output"
     if out == (input or "").strip():
         return "output_equals_input"
+    if instruction and normalize(out) == normalize(instruction):
+        return "output_equals_instruction"
     if not (input or "").strip() and points_at_input(instruction):
         return "missing_input"
     return None

@@ -182,6 +182,11 @@ def test_looks_like_classification(text, expected):
     assert looks_like_classification(text) is expected
 
 
+def test_an_output_that_repeats_the_instruction_is_unusable():
+    assert instance_reason("", "Name a river.", "name a  river.") == "output_equals_instruction"
+    assert instance_reason("", "The Nile.", "Name a river.") is None
+
+
 def test_copied_examples_match_after_normalisation():
     from selfinstruct.filters import copied_examples, example_key
     shown = ["Add 2 and 3.", "Write a  poem\nabout rain:"]
