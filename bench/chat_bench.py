@@ -143,8 +143,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--chat-shown", type=int, default=0,
                     help="instructions a chat prompt shows as taken (prompts.CHAT_SHOWN; 0, the default, shows none)")
-    ap.add_argument("--json-instructions", type=int, default=1, choices=(0, 1),
-                    help="1: chat instruction replies enforced as JSON where the server can (the default); 0: text")
+    ap.add_argument("--json-instructions", type=int, default=0, choices=(0, 1),
+                    help="1: chat instruction replies enforced as JSON where the server can; 0: a text list (the default)")
     ap.add_argument("--classify", choices=("teacher", "rules"), default=None,
                     help="our runs' --classify (default: generate's, the teacher's Yes/No for openai:)")
     ap.add_argument("--section", default="chat teachers", help="the docs/benchmarks.md section to write")
