@@ -84,7 +84,8 @@ def run_ours(url: str, endpoint: str, args, out: Path) -> dict:
     cmd = [sys.executable, "-c", launch, str(args.chat_shown), str(args.json_instructions), "generate", "--teacher", f"openai:{MODEL}", "--base-url", url,
            "--endpoint", endpoint, "--rounds", str(args.rounds), "--prompts-per-round", str(args.prompts),
            "--temperature", str(args.temperature), "--top-p", str(args.top_p), "--seed", str(args.seed),
-           "--out", str(out)] + (["--classify", args.classify] if args.classify else [])
+           "--request-timeout", str(args.request_timeout), "--out", str(out)] + \
+        (["--classify", args.classify] if args.classify else [])
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     seconds = time.perf_counter() - t0
@@ -145,6 +146,9 @@ def main() -> None:
                     help="instructions a chat prompt shows as taken (prompts.CHAT_SHOWN; 0, the default, shows none)")
     ap.add_argument("--json-instructions", type=int, default=0, choices=(0, 1),
                     help="1: chat instruction replies enforced as JSON where the server can; 0: a text list (the default)")
+    ap.add_argument("--request-timeout", type=float, default=300.0,
+                    help="our client's timeout, as distilabel's (the server answers one request at a time, so a "
+                         "queued request waits; at generate's 60 s default it times out and is sent again)")
     ap.add_argument("--classify", choices=("teacher", "rules"), default=None,
                     help="our runs' --classify (default: generate's, the teacher's Yes/No for openai:)")
     ap.add_argument("--section", default="chat teachers", help="the docs/benchmarks.md section to write")
