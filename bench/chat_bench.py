@@ -157,6 +157,7 @@ def main() -> None:
     ap.add_argument("--distilabel-python", default=None, help="a Python with distilabel (else it is skipped)")
     ap.add_argument("--systems", default="chat,completions,distilabel")
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--keep", default=None, help="copy the runs' output folders here")
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = ap.parse_args()
     systems = args.systems.split(",")
@@ -177,6 +178,9 @@ def main() -> None:
                 print(table(results)[-1], results[-1]["extra"], flush=True)
         finally:
             stop_process(proc)
+            if args.keep:  # the runs' folders, for reading the rows
+                import shutil
+                shutil.copytree(tmp, args.keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("distilabel-cache"))
     import platform
     head = (f"`python bench/chat_bench.py --rounds {args.rounds} --prompts {args.prompts} --temperature "
             f"{args.temperature} --top-p {args.top_p} --chat-shown {args.chat_shown} --json-instructions {args.json_instructions}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
