@@ -83,7 +83,8 @@ def run_ours(url: str, endpoint: str, args, out: Path) -> dict:
               "prompts.JSON_INSTRUCTIONS = sys.argv[2] == '1'; from selfinstruct.cli import main; main(sys.argv[3:])")
     cmd = [sys.executable, "-c", launch, str(args.chat_shown), str(args.json_instructions), "generate", "--teacher", f"openai:{MODEL}", "--base-url", url,
            "--endpoint", endpoint, "--rounds", str(args.rounds), "--prompts-per-round", str(args.prompts),
-           "--temperature", str(args.temperature), "--top-p", str(args.top_p), "--seed", str(args.seed),
+           "--temperature", str(args.temperature), "--top-p", str(args.top_p), "--instance-temperature",
+           str(args.temperature), "--instance-top-p", str(args.top_p), "--seed", str(args.seed),
            "--request-timeout", str(args.request_timeout), "--out", str(out)] + \
         (["--classify", args.classify] if args.classify else [])
     t0 = time.perf_counter()
