@@ -81,7 +81,8 @@ def run_ours(url: str, endpoint: str, args, out: Path) -> dict:
     # the CLI, with prompts.CHAT_SHOWN set for this run (the variant that shows taken examples inline)
     launch = ("import sys; from selfinstruct import prompts; prompts.CHAT_SHOWN = int(sys.argv[1]); "
               "prompts.JSON_INSTRUCTIONS = sys.argv[2] == '1'; from selfinstruct.cli import main; main(sys.argv[3:])")
-    cmd = [sys.executable, "-c", launch, str(args.chat_shown), str(args.json_instructions), "generate", "--teacher", f"openai:{MODEL}", "--base-url", url,
+    cmd = [sys.executable, "-c", launch, str(args.chat_shown), str(args.json_instructions), "generate",
+           "--teacher", f"openai:{MODEL}", "--base-url", url,
            "--endpoint", endpoint, "--rounds", str(args.rounds), "--prompts-per-round", str(args.prompts),
            "--temperature", str(args.temperature), "--top-p", str(args.top_p), "--instance-temperature",
            str(args.temperature), "--instance-top-p", str(args.top_p), "--seed", str(args.seed),
@@ -146,7 +147,8 @@ def main() -> None:
     ap.add_argument("--chat-shown", type=int, default=0,
                     help="instructions a chat prompt shows as taken (prompts.CHAT_SHOWN; 0, the default, shows none)")
     ap.add_argument("--json-instructions", type=int, default=0, choices=(0, 1),
-                    help="1: chat instruction replies enforced as JSON where the server can; 0: a text list (the default)")
+                    help="1: chat instruction replies enforced as JSON where the server can; 0: a text list "
+                         "(the default)")
     ap.add_argument("--request-timeout", type=float, default=300.0,
                     help="our client's timeout, as distilabel's (the server answers one request at a time, so a "
                          "queued request waits; at generate's 60 s default it times out and is sent again)")
@@ -184,7 +186,8 @@ def main() -> None:
                 shutil.copytree(tmp, args.keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("distilabel-cache"))
     import platform
     head = (f"`python bench/chat_bench.py --rounds {args.rounds} --prompts {args.prompts} --temperature "
-            f"{args.temperature} --top-p {args.top_p} --chat-shown {args.chat_shown} --json-instructions {args.json_instructions}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{args.temperature} --top-p {args.top_p} --chat-shown {args.chat_shown} --json-instructions "
+            f"{args.json_instructions}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
             f"{platform.machine()}, {os.cpu_count()} cores, llama-cpp-python's server ({args.threads} threads, "
             f"one request at a time) with SmolLM2-135M-Instruct Q4_1; load average (1 min) "
             + ", ".join(f"{x[0]:.2f}" for x in loads) + " (before, then after each system).")

@@ -21,7 +21,7 @@ ALPACA_COUNT = 20       # tasks asked for per Alpaca-style request
 INSTANCE_DEMOS = 2      # seed tasks shown as examples in an instance prompt
 CHAT_TOPICS = 7         # topics per chat instruction prompt: one new task asked for each (7 beat 5)
 CHAT_SHOWN = 0          # instructions a chat prompt shows as "already in the dataset": none, as measured best
-JSON_INSTRUCTIONS = False  # chat instruction replies: enforce instruction_schema where the server can (not measured better)
+JSON_INSTRUCTIONS = False  # chat instruction replies: enforce instruction_schema (not measured better than text)
 MIN_CHAT_INSTANCES = 3   # a chat instance reply holds at least this many examples (capped by the count asked)
 
 
