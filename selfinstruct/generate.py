@@ -5,7 +5,7 @@ files. One round (``run_round``):
 
 1. ``propose``: ``prompts_per_round`` prompts of 8 shown instructions (6 seeds +
    2 from the pool once it has some), parsed into candidates;
-2. ``screen``: heuristics, then ROUGE-L against the seeds and everything kept;
+2. ``screen`` (``screen.py``): heuristics, then ROUGE-L against the seeds and everything kept;
 3. ``classify``: a few-shot Yes/No prompt per survivor (``classify="teacher"``), or
    the cue-word rule ``filters.looks_like_classification`` (``"rules"``, the local
    default: the embedded model's Yes/No is no better than chance);
@@ -25,11 +25,10 @@ from typing import Callable
 
 from . import prompts as P
 from .budget import cost_text, round_note
-from .filters import (clean_instances, copied_examples, instruction_reason, looks_like_classification,
-                      repeated_outputs)
+from .filters import clean_instances, copied_examples, looks_like_classification, repeated_outputs
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
-from .similarity import RougeIndex
+from .screen import Screen, build_screen, screen
 from .teachers import Usage, estimate_cost, in_order, iter_complete
 
 STYLES = ("selfinstruct", "alpaca")
@@ -118,78 +117,6 @@ class Candidate:
     error: str | None = None  # why the teacher request behind it failed for good
     contamination: dict | None = None  # the eval row it leaks and the rule (decontam.Hit.as_fields)
     responses: dict | None = None  # stage -> id of the raw teacher answer in responses.jsonl
-
-
-# --------------------------------------------------------------------------- screening
-
-
-def gate_key(instruction: str) -> str:
-    """An instruction's exact-duplicate key at screening (whitespace runs collapsed)."""
-    return " ".join(instruction.split())
-
-
-class Screen:
-    """Heuristics + the ROUGE-L gate over the seeds and every kept instruction.
-
-    Candidates of one round are also compared with each other (``peers``), since none of
-    them is kept before its instances exist; an instruction joins the gate only once kept
-    (``admit``), so a resumed run gates exactly as an uninterrupted one.
-    """
-
-    def __init__(self, threshold: float, seeds: list[dict], kept: list[str] = (), decontam=None,
-                 tokenizer: str = "rouge", blacklist=None):
-        self.decontam = decontam  # a decontam.DecontamIndex, or None
-        # floor 0: every kept task gets its exact max ROUGE-L to the earlier pool
-        self.threshold = threshold
-        self.tokenizer = tokenizer
-        self.rules = {"unicode": tokenizer == "unicode",
-                      **({} if blacklist is None else {"blacklist": tuple(blacklist)})}
-        self.index = RougeIndex(threshold, tokenizer, floor=0.0)
-        self.kept: set[str] = set()
-        for t in seeds:
-            self.index.add(t["instruction"])
-        for text in kept:
-            self.admit(text)
-
-    def admit(self, instruction: str) -> None:
-        """A kept instruction joins the gate."""
-        self.index.add(instruction)
-        self.kept.add(gate_key(instruction))
-
-    def check(self, cand: Candidate, peers: RougeIndex | None = None, peer_keys: set = frozenset()) -> str | None:
-        """None to keep it; else the reason. Sets ``similarity``/``most_similar``."""
-        hit = self.decontam and self.decontam.check(  # its input is unknown until instances are made
-            cand.instruction, cand.instances[0]["input"] if cand.instances else None)
-        if hit:
-            cand.contamination = hit.as_fields()
-            return "contaminated"
-        reason = instruction_reason(cand.instruction, **self.rules)
-        if reason:
-            return reason
-        key = gate_key(cand.instruction)
-        if key in self.kept or key in peer_keys:
-            return "exact_duplicate"
-        best = (0.0, None)
-        for index in (self.index, peers):
-            score, i = index.nearest(cand.instruction) if index is not None else (0.0, None)
-            if i is not None and (best[1] is None or score > best[0]):
-                best = (score, index.texts[i])
-        cand.similarity, cand.most_similar = round(best[0], 4), best[1]
-        return "similar" if best[1] is not None and best[0] > self.threshold else None
-
-
-def screen(cands: list[Candidate], gate: Screen) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
-    """Split one round's candidates; each is compared with the gate and the round's earlier passes."""
-    kept, rejected, peers, keys = [], [], RougeIndex(gate.threshold, gate.tokenizer, floor=0.0), set()
-    for c in cands:
-        reason = gate.check(c, peers, keys)
-        if reason:
-            rejected.append((c, reason))
-        else:
-            kept.append(c)
-            peers.add(c.instruction)
-            keys.add(gate_key(c.instruction))
-    return kept, rejected
 
 
 # --------------------------------------------------------------------------- teacher stages
@@ -391,12 +318,6 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
     usage = _usage(teacher, before, carried)
     cost = estimate_cost(Usage(**usage), cfg.price_in, cfg.price_out)
     return state.finish_round(round_no, usage, time.monotonic() - t0, cost, dropped)
-
-
-def build_screen(cfg: GenerateConfig, state: RunState, decontam=None) -> Screen:
-    """The ROUGE-L gate over the seeds and the kept tasks (what an uninterrupted run holds too)."""
-    return Screen(cfg.threshold, state.seeds, [t["instruction"] for t in state.tasks], decontam,
-                  cfg.tokenizer, cfg.blacklist)
 
 
 def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], None] = print,
