@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 SIZES = {  # stage settings: full demo, --quick (see docs/benchmarks.md "demo" for why so small)
-    "full": {"rounds": 2, "prompts": 8, "steps": 30, "batch": 8, "max_length": 256, "limit": 50, "new": 64,
+    "full": {"rounds": 2, "prompts": 16, "steps": 30, "batch": 8, "max_length": 256, "limit": 50, "new": 64,
              "eval_batch": 25, "lr": 5e-5},
     "quick": {"rounds": 1, "prompts": 2, "steps": 4, "batch": 1, "max_length": 192, "limit": 10, "new": 32,
               "eval_batch": 10, "lr": 5e-5},
