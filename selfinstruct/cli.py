@@ -66,7 +66,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
     import os
 
     from .decontam import load_index
-    from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, filter_records, summary_lines
+    from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, blacklist_words, filter_records, summary_lines
     from .records import read_examples
     from .writers import check_writable, write_jsonl
 
@@ -83,7 +83,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
     against = []
     for p in against_paths:
         against += [r["instruction"] for r in read_examples(p, skip_invalid=skip_invalid, skipped=skipped)]
-    words = DEFAULT_BLACKLIST if blacklist is None else [w for w in blacklist.split(",") if w.strip()]
+    words = DEFAULT_BLACKLIST if blacklist is None else blacklist_words(blacklist)
     if floor is None:
         floor = 0.0 if len(records) <= AUTO_EXACT_ROWS else threshold
     kept, rejected, stats = filter_records(
@@ -188,7 +188,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
 
     from .budget import Budget, BudgetReached, check_cost_options, dry_run_lines
     from .decontam import describe, load_index
-    from .generate import GenerateConfig, run, summary
+    from .filters import blacklist_words
+    from .generate import TOKEN_LIMITS, GenerateConfig, run, summary
     from .journal import RunState
     from .seeds import load_seeds
     from .teachers import make_teacher
@@ -205,9 +206,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                          instance_temperature=instance_temperature, instance_top_p=instance_top_p,
                          instance_repeat_penalty=instance_repeat_penalty, classify=classify_with,
                          base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
-                         decontaminate=evals, tokenizer=rouge_tokenizer,
-                         blacklist=None if blacklist is None else tuple(w.strip() for w in blacklist.split(",")
-                                                                        if w.strip()))
+                         decontaminate=evals, tokenizer=rouge_tokenizer, blacklist=blacklist_words(blacklist))
     skipped = []
     seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
     for err in skipped:
@@ -219,10 +218,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         click.echo(f"{state.out}: all {rounds} round(s) already done; pass a larger --rounds to continue", err=True)
         return
     if dry_run:
-        from .generate import CLASSIFY_TOKENS, INSTANCE_TOKENS
-
-        limits = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}
-        click.echo("\n".join(dry_run_lines(cfg, state, limits, price_in=price_in, price_out=price_out, cap=max_cost)))
+        click.echo("\n".join(dry_run_lines(cfg, state, TOKEN_LIMITS, price_in=price_in, price_out=price_out,
+                                            cap=max_cost)))
         return
     if max_cost is not None:
         cfg.budget = Budget(max_cost, price_in, price_out, state.stats)  # records the new cap

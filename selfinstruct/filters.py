@@ -62,6 +62,11 @@ def word_count(text: str, *, unicode: bool = False) -> int:
     return len(_UNICODE_WORD.findall(text)) if unicode else len(text.split())
 
 
+def blacklist_words(text: str | None) -> tuple[str, ...] | None:
+    """A ``--blacklist WORD,...`` value as words (None when not given: the default list applies)."""
+    return None if text is None else tuple(w.strip() for w in text.split(",") if w.strip())
+
+
 @lru_cache(maxsize=16)
 def _blacklist_re(words: tuple[str, ...]):
     if not words:

@@ -49,6 +49,7 @@ def teacher_kind(spec: str | None) -> str:
     return "api" if (spec or "").startswith("openai:") else "local"
 CLASSIFY_TOKENS = 3
 INSTANCE_TOKENS = 256
+TOKEN_LIMITS = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}  # what budget plans with
 
 
 @dataclass
@@ -93,15 +94,10 @@ class GenerateConfig:
         defaults = DEFAULTS[teacher_kind(self.teacher)]
         if self.prompts_per_round is None:
             self.prompts_per_round = defaults[self.style]
-        if self.temperature is None:
-            self.temperature = defaults["temperature"]
-        if self.top_p is None:
-            self.top_p = defaults["top_p"]
-        for key in ("repeat_penalty", "instance_temperature", "instance_top_p", "instance_repeat_penalty"):
+        for key in ("temperature", "top_p", "repeat_penalty", "instance_temperature", "instance_top_p",
+                    "instance_repeat_penalty", "classify"):
             if getattr(self, key) is None:
                 setattr(self, key, defaults[key])
-        if self.classify is None:
-            self.classify = defaults["classify"]
 
     def run_json(self) -> dict:
         """What run.json keeps (never an API key: there is none in here)."""

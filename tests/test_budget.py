@@ -15,14 +15,14 @@ from click.testing import CliRunner
 
 from selfinstruct import cli
 from selfinstruct.budget import Budget, BudgetReached, TokenCounter, plan_rounds, price
-from selfinstruct.generate import CLASSIFY_TOKENS, INSTANCE_TOKENS, GenerateConfig, run
+from selfinstruct.generate import CLASSIFY_TOKENS, INSTANCE_TOKENS, TOKEN_LIMITS, GenerateConfig, run
 from selfinstruct.journal import RunState
 from selfinstruct.seeds import load_seeds
 from selfinstruct.teachers import Usage
 from fake_teacher import FakeTeacher
 from servers import completion_body, free_port, start_katan, start_scripted
 
-LIMITS = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}
+LIMITS = TOKEN_LIMITS
 PRICE = 1000.0  # USD per 1M tokens: a token costs $0.001, so a small run crosses a small cap
 
 

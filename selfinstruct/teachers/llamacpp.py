@@ -186,8 +186,8 @@ class LlamaCppTeacher:
             if MIN_SHARED < len(p) < self.context:
                 groups.setdefault(tuple(p[:MIN_SHARED]), []).append(i)
         shared = {}
-        for members in sorted((m for m in groups.values() if len(m) > 1), key=len, reverse=True)[:PREFIXES]:
-            seq = self.parallel + len({s for s, _ in shared.values()})
+        biggest = sorted((m for m in groups.values() if len(m) > 1), key=len, reverse=True)[:PREFIXES]
+        for seq, members in enumerate(biggest, start=self.parallel):
             prefix = os.path.commonprefix([ids[i] for i in members])[: min(len(ids[i]) for i in members) - 1]
             self._prefill(prefix, seq)
             shared.update({i: (seq, len(prefix)) for i in members})
