@@ -183,3 +183,27 @@ def test_missing_engine_falls_back_with_one_line(monkeypatch):
 def test_engine_must_be_known():
     with pytest.raises(TeacherError, match="engine must be one of"):
         make_teacher("embedded", engine="vllm")
+
+
+@pytest.mark.slow
+def test_smollm2_chat_answers_hold_to_a_json_schema():
+    """A chat model on llama.cpp takes generate's schemas, as an OpenAI-compatible server does: every
+    sampled reply is JSON of the schema's shape (without the grammar, few are)."""
+    import json
+
+    from selfinstruct import prompts as P
+
+    need_llama_cpp()
+    t = make_teacher("smollm2", batch_size=4, seed=1)
+    try:
+        assert t.structured
+        schema = P.instance_schema(False, 3)
+        tasks = ["Sort the numbers.", "Name a colour.", "Translate into French.", "Sum the list."]
+        out = t.complete([[{"role": "user", "content": f"Examples for: {x}"}] for x in tasks],
+                         max_tokens=160, temperature=0.7, top_p=0.9, schema=schema)
+        for o in out:
+            reply = json.loads(o.text)
+            assert list(reply) == ["examples"] and len(reply["examples"]) >= 3
+            assert all(set(e) == {"input", "output"} for e in reply["examples"])
+    finally:
+        t.close()

@@ -13,6 +13,7 @@ files: no conversion.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,6 +52,13 @@ def _silence_logs(L) -> None:
     _silence_logs.callback = _log  # keep a reference: llama.cpp holds the pointer
 
 
+def _grammar(schema: dict) -> bytes:
+    """GBNF for a JSON schema (llama-cpp-python's converter, the one its server uses)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return json_schema_to_gbnf(json.dumps(schema)).encode()
+
+
 class LlamaCppTeacher:
     """A GGUF model on llama.cpp. With ``chat``, chat prompts go through the GGUF's own template."""
 
@@ -86,6 +94,7 @@ class LlamaCppTeacher:
         self.batch = L.llama_batch_init(self.n_batch, 0, 1)
         self.template = self._meta("tokenizer.chat_template") if chat else None  # none: a base model
         self.is_chat = bool(self.template)
+        self.structured = self.is_chat  # chat replies may be held to a JSON schema (a grammar), as servers do
         self._piece = ctypes.create_string_buffer(256)
 
     def __repr__(self):
@@ -127,10 +136,12 @@ class LlamaCppTeacher:
 
     # ------------------------------------------------------------------ the engine
 
-    def _sampler(self, temperature: float, top_p: float, n: int):
-        """One sampler chain per sequence (a repetition penalty remembers its own sequence's tokens)."""
+    def _sampler(self, temperature: float, top_p: float, n: int, grammar: bytes | None = None):
+        """One sampler chain per sequence (a repetition penalty and a grammar remember their own sequence's tokens)."""
         L = self.L
         chain = L.llama_sampler_chain_init(L.llama_sampler_chain_default_params())
+        if grammar:
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_grammar(self.vocab, grammar, b"root"))
         if temperature > 0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(TOP_K))
             if self.repeat_penalty != 1.0:
@@ -205,9 +216,13 @@ class LlamaCppTeacher:
                 raise TeacherError("llama.cpp failed to decode a batch (out of KV cache memory?)")
 
     def stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
-               stop: list[str] | None = None, progress: str | None = None):
-        """Yield ``(index, Completion)`` as each answer ends (continuous batching)."""
+               stop: list[str] | None = None, progress: str | None = None, schema: dict | None = None):
+        """Yield ``(index, Completion)`` as each answer ends (continuous batching).
+
+        ``schema`` (a JSON schema) holds every answer to it, through llama.cpp's grammar sampler.
+        """
         L = self.L
+        grammar = _grammar(schema) if schema is not None else None
         ids = [self.encode(p) for p in prompts]
         self._calls += 1
         queue = deque(sorted(range(len(ids)), key=lambda i: -len(ids[i])))
@@ -235,7 +250,7 @@ class LlamaCppTeacher:
                         if fed:  # the slot sees the shared prefix's cache cells; no copy, no compute
                             L.llama_memory_seq_cp(mem, seq, slot, -1, -1)
                         active.append(_Seq(i, slot, ids[i], budget, fed=fed,
-                                           sampler=self._sampler(temperature, top_p, i)))
+                                           sampler=self._sampler(temperature, top_p, i, grammar)))
                     if not active:
                         continue
                     want = self._fill(active)
