@@ -60,14 +60,18 @@ def main():
 @click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
               help="Reject rows that leak a row of this eval file (any file eval or train reads; 'packaged' "
                    "for the packaged eval set) as 'contaminated', naming the eval row and rule. Repeatable.")
+@click.option("--include-seeds", "seeds_path", default=None, metavar="SEEDS",
+              help="Put every instance of these seed tasks ('packaged' for the packaged 175) before INPUT's rows "
+                   "and filter them alike, as the paper's fine-tuning data includes its seed tasks.")
 def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
-               blacklist, floor, skip_invalid, no_progress, eval_paths):
+               blacklist, floor, skip_invalid, no_progress, eval_paths, seeds_path):
     """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
     import os
 
     from .decontam import load_index
     from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, blacklist_words, filter_records, summary_lines
     from .records import read_examples
+    from .seeds import seed_rows
     from .writers import check_writable, write_jsonl
 
     outs = [out_path] + ([rejected_path] if rejected_path else [])
@@ -79,7 +83,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
         raise click.BadParameter("must be at most --threshold", param_hint="--exact-above")
     decontam = load_index(eval_paths) if eval_paths else None
     skipped: list = []
-    records = read_examples(input_path, skip_invalid=skip_invalid, skipped=skipped)
+    records = (seed_rows(seeds_path) if seeds_path else []) + read_examples(
+        input_path, skip_invalid=skip_invalid, skipped=skipped)
     against = []
     for p in against_paths:
         against += [r["instruction"] for r in read_examples(p, skip_invalid=skip_invalid, skipped=skipped)]

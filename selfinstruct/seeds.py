@@ -66,6 +66,15 @@ def load_seeds(path=None, *, skip_invalid: bool = False, skipped: list | None = 
     return out
 
 
+def seed_rows(path=None) -> list[dict]:
+    """Every instance of the seed tasks as a training row (``path``: a seed file, ``packaged`` or None
+    for the packaged seeds), each with ``seed: True``. The paper's ``prepare_for_finetuning.py
+    --include_seed_tasks`` adds them to the fine-tuning data the same way."""
+    tasks = load_seeds(None if path in (None, "packaged") else path, min_tasks=1)
+    return [{"instruction": t["instruction"], "input": i.get("input", ""), "output": i["output"], "seed": True}
+            for t in tasks for i in t["instances"]]
+
+
 def seed_stats(tasks: list[dict]) -> dict:
     """Count, classification share, share with a non-empty input, mean instruction words."""
     n = len(tasks)

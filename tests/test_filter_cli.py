@@ -106,3 +106,25 @@ def test_refuses_to_overwrite(tmp_path):
     assert r.exit_code == 2 and "different" in r.stderr
     r = run(tmp_path / "missing.jsonl", "--out", tmp_path / "x.jsonl")
     assert r.exit_code == 2 and "missing.jsonl: no such file" in r.stderr
+
+
+def test_include_seeds_puts_every_seed_instance_first_and_filters_it_alike(tmp_path):
+    """The paper's fine-tuning data includes its seed tasks (prepare_for_finetuning --include_seed_tasks)."""
+    seeds = write_jsonl(tmp_path / "seeds.jsonl", [
+        {"instruction": "Name a country in Asia with a king.", "instances": [{"input": "", "output": "Thailand"}]},
+        {"instruction": "Sort these numbers from small to large.",
+         "instances": [{"input": "3, 1, 2", "output": "1, 2, 3"}, {"input": "9, 7", "output": "7, 9"}]},
+        {"instruction": "Describe the image of a sunset.", "instances": [{"input": "", "output": "Red sky."}]}])
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    out, rej = tmp_path / "kept.jsonl", tmp_path / "rejected.jsonl"
+    r = run(src, "--out", out, "--rejected", rej, "--include-seeds", seeds, "--no-progress")
+    assert r.exit_code == 0, r.output
+    kept, rejected = read_jsonl(out), read_jsonl(rej)
+    assert [(k["instruction"][:13], k["input"], k.get("seed")) for k in kept[:3]] == [
+        ("Name a countr", "", True), ("Sort these nu", "3, 1, 2", True), ("Sort these nu", "9, 7", True)]
+    assert [k["id"] for k in kept[3:]] == [1, 5, 7]          # the generated row 3 is now similar to a seed
+    assert {(x.get("id"), x["reason"]) for x in rejected} >= {(None, "blacklist:image"), (3, "similar")}
+    assert "11 rows -> 6 kept" in r.stderr                 # 4 seed instances + 7 rows
+    packaged = tmp_path / "packaged.jsonl"
+    assert run(src, "--out", packaged, "--include-seeds", "packaged", "--no-progress").exit_code == 0
+    assert sum(bool(k.get("seed")) for k in read_jsonl(packaged)) >= 170
