@@ -1,7 +1,7 @@
 """`python -m selfinstruct.demo` (`make demo`): the whole story on the embedded model, offline.
 
 1. generate  a few Self-Instruct rounds with the embedded Gemma 3 270M as teacher
-2. filter    the generated rows (ROUGE-L + heuristics)
+2. filter    the generated rows, with the seed tasks as the paper's fine-tuning data has them
 3. train     a short full fine-tune of the same base model on them
 4. eval      base vs tuned on 50 rows of the packaged eval set (162 tasks held out from the seeds)
 5. report    the generate run and the eval
@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
               "is nothing to train on; the full demo (without --quick) asks it more often", file=sys.stderr)
         return 1
 
-    stage(2, "filter: ROUGE-L near-duplicates and heuristics")
+    stage(2, "filter: the generated rows and the 175 seed tasks (ROUGE-L near-duplicates, heuristics, eval leaks)")
     times["filter"] = cli("filter", gen / "data.jsonl", "--out", kept, "--rejected", out / "filter_rejected.jsonl",
-                          "--no-progress")
+                          "--include-seeds", "packaged", "--decontaminate", "packaged", "--no-progress")
 
     stage(3, "train: full fine-tune of the embedded base model")
     times["train"] = cli("train", "--data", kept, "--model", "embedded", "--out", model,

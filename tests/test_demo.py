@@ -51,3 +51,26 @@ def test_closing_lines_lead_with_the_headline(tmp_path):
                                       "tuned beats embedded: ROUGE-L"]
     (ev / "metrics.json").unlink()
     assert closing_lines(gen, ev)[1].startswith("(no headline")
+
+
+def test_the_demo_trains_on_generated_rows_and_the_seed_tasks(tmp_path, monkeypatch):
+    """Step 2 adds the seed tasks (the paper's fine-tuning data has them) and drops eval leaks; step 3
+    trains on what step 2 wrote; step 4 scores the packaged eval set."""
+    calls = []
+
+    def fake_cli(*args):
+        calls.append([str(a) for a in args])
+        if args[0] == "generate":
+            out = Path(args[args.index("--out") + 1])
+            out.mkdir(parents=True)
+            (out / "data.jsonl").write_text('{"instruction": "x", "input": "", "output": "y"}\n')
+        return 0.0, 0.0
+
+    monkeypatch.setattr(demo, "cli", fake_cli)
+    assert demo.main(["--out", str(tmp_path / "d")]) == 0
+    steps = {c[0]: c for c in calls}
+    assert list(steps) == ["generate", "filter", "train", "eval", "report"]
+    f = steps["filter"]
+    assert f[f.index("--include-seeds") + 1] == "packaged" and f[f.index("--decontaminate") + 1] == "packaged"
+    assert steps["train"][steps["train"].index("--data") + 1] == f[f.index("--out") + 1]
+    assert steps["eval"][steps["eval"].index("--data") + 1] == "packaged"
