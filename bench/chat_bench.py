@@ -11,8 +11,12 @@ Figures per system: requests, wall seconds, training rows per minute, distinct k
 kept pairs with ROUGE-L > 0.7, and sane rows (non-empty output, not the input, not the instruction).
 Writes the ``## chat teachers`` section of docs/benchmarks.md unless ``--no-write``.
 
+Per stage of our runs (instructions, classify, instances): requests, prompt and completion tokens, and the
+server's seconds, from each request's send and answer times (``bench/chat_profile.py``; the server answers one
+request at a time, so a request's service time runs from the later of its send and the previous answer).
+
 Usage: python bench/chat_bench.py [--rounds 3] [--prompts 8] [--server-python PY] [--distilabel-python PY]
-       [--systems chat,completions,distilabel] [--temperature 0.7] [--top-p 0.5] [--no-write]
+       [--systems chat,completions,distilabel] [--temperature 0.7] [--top-p 0.5] [--style alpaca] [--no-write]
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from selfinstruct.filters import normalize  # noqa: E402
 from selfinstruct.similarity import RougeIndex  # noqa: E402
 from servers import free_port, stop_process, wait_ready  # noqa: E402
 from common import DOC, write_section  # noqa: E402
+from chat_profile import stage_lines  # noqa: E402
 
 MODEL = "smollm2"
 
@@ -80,8 +85,10 @@ def figures(name: str, rows: list[dict], tasks: list[str], requests: int, second
 def run_ours(url: str, endpoint: str, args, out: Path) -> dict:
     # the CLI, with prompts.CHAT_SHOWN set for this run (the variant that shows taken examples inline)
     launch = ("import sys; from selfinstruct import prompts; prompts.CHAT_SHOWN = int(sys.argv[1]); "
-              "prompts.JSON_INSTRUCTIONS = sys.argv[2] == '1'; from selfinstruct.cli import main; main(sys.argv[3:])")
-    cmd = [sys.executable, "-c", launch, str(args.chat_shown), str(args.json_instructions), "generate",
+              "prompts.JSON_INSTRUCTIONS = sys.argv[2] == '1'; sys.path.insert(0, sys.argv[3]); import chat_profile; "
+              "chat_profile.record(sys.argv[4]); from selfinstruct.cli import main; main(sys.argv[5:])")
+    cmd = [sys.executable, "-c", launch, str(args.chat_shown), str(args.json_instructions), str(ROOT / "bench"),
+           str(out.parent / f"{out.name}.requests.jsonl"), "generate", "--style", args.style,
            "--teacher", f"openai:{MODEL}", "--base-url", url,
            "--endpoint", endpoint, "--rounds", str(args.rounds), "--prompts-per-round", str(args.prompts),
            "--temperature", str(args.temperature), "--top-p", str(args.top_p), "--instance-temperature",
@@ -100,7 +107,9 @@ def run_ours(url: str, endpoint: str, args, out: Path) -> dict:
     extra = (f"{stats['candidates']} candidates; rejected " + ", ".join(f"{k} {v}" for k, v in top)
              + f"; instances dropped {stats['instances_dropped']}")
     print(res.stdout[-1500:], flush=True)
-    name = f"ours, {endpoint} endpoint" + (f", --classify {args.classify}" if args.classify else "")
+    extra += "\n" + "\n".join(stage_lines(out.parent / f"{out.name}.requests.jsonl", len(rows)))
+    name = f"ours, {endpoint} endpoint" + (f", --classify {args.classify}" if args.classify else "") + \
+        (f", --style {args.style}" if args.style != "selfinstruct" else "")
     return figures(name, rows, [t["instruction"] for t in tasks], stats["requests"],
                    seconds, extra)
 
@@ -152,6 +161,7 @@ def main() -> None:
     ap.add_argument("--request-timeout", type=float, default=300.0,
                     help="our client's timeout, as distilabel's (the server answers one request at a time, so a "
                          "queued request waits; at generate's 60 s default it times out and is sent again)")
+    ap.add_argument("--style", choices=("selfinstruct", "alpaca"), default="selfinstruct", help="our runs' --style")
     ap.add_argument("--classify", choices=("teacher", "rules"), default=None,
                     help="our runs' --classify (default: generate's, the teacher's Yes/No for openai:)")
     ap.add_argument("--section", default="chat teachers", help="the docs/benchmarks.md section to write")
@@ -187,7 +197,8 @@ def main() -> None:
     import platform
     head = (f"`python bench/chat_bench.py --rounds {args.rounds} --prompts {args.prompts} --temperature "
             f"{args.temperature} --top-p {args.top_p} --chat-shown {args.chat_shown} --json-instructions "
-            f"{args.json_instructions}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            f"{args.json_instructions} --style {args.style}" + (f" --classify {args.classify}" if args.classify else "")
+            + f"` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
             f"{platform.machine()}, {os.cpu_count()} cores, llama-cpp-python's server ({args.threads} threads, "
             f"one request at a time) with SmolLM2-135M-Instruct Q4_1; load average (1 min) "
             + ", ".join(f"{x[0]:.2f}" for x in loads) + " (before, then after each system).")
