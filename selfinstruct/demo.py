@@ -3,7 +3,7 @@
 1. generate  a few Self-Instruct rounds with the embedded Gemma 3 270M as teacher
 2. filter    the generated rows, with the seed tasks as the paper's fine-tuning data has them
 3. train     a short full fine-tune of the same base model on them
-4. eval      base vs tuned on 50 rows of the packaged eval set (162 tasks held out from the seeds)
+4. eval      base vs tuned on 100 rows of the packaged eval set (162 tasks held out from the seeds)
 5. report    the generate run and the eval
 
 Each stage runs the `selfinstruct` command in a fresh process (so one model at a
@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 SIZES = {  # stage settings: full demo, --quick (see docs/benchmarks.md "demo" for why so small)
-    "full": {"rounds": 2, "prompts": 16, "steps": 30, "batch": 8, "max_length": 256, "limit": 50, "new": 64,
+    "full": {"rounds": 2, "prompts": 16, "steps": 24, "batch": 8, "max_length": 256, "limit": 100, "new": 64,
              "eval_batch": 25, "lr": 5e-5},
     "quick": {"rounds": 1, "prompts": 2, "steps": 4, "batch": 1, "max_length": 192, "limit": 10, "new": 32,
               "eval_batch": 10, "lr": 5e-5},
