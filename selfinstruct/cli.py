@@ -5,6 +5,7 @@ is one line on stderr and exit code 2; no traceback.
 """
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -23,6 +24,11 @@ class Group(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as e:
             click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except Exception as e:  # a full disk: safetensors raises its own error type, not OSError
+            if getattr(e, "errno", None) != errno.ENOSPC and "No space left on device" not in str(e):
+                raise
+            click.echo(f"error: no space left on device ({e}); free some and rerun", err=True)
             sys.exit(2)
 
 

@@ -128,3 +128,17 @@ def test_include_seeds_puts_every_seed_instance_first_and_filters_it_alike(tmp_p
     packaged = tmp_path / "packaged.jsonl"
     assert run(src, "--out", packaged, "--include-seeds", "packaged", "--no-progress").exit_code == 0
     assert sum(bool(k.get("seed")) for k in read_jsonl(packaged)) >= 170
+
+
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch):
+    import errno
+
+    from selfinstruct import writers
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writers, "write_jsonl", full)
+    r = run(write_jsonl(tmp_path / "in.jsonl", ROWS), "--out", tmp_path / "kept.jsonl", "--no-progress")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "no space left on device" in r.stderr
