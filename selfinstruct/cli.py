@@ -74,10 +74,7 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
     """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
     import os
 
-    from .decontam import load_index
-    from .filters import AUTO_EXACT_ROWS, DEFAULT_BLACKLIST, blacklist_words, filter_records, summary_lines
-    from .records import read_examples
-    from .seeds import seed_rows
+    from .filters import blacklist_words, filter_file, summary_lines
     from .writers import check_writable, write_jsonl
 
     outs = [out_path] + ([rejected_path] if rejected_path else [])
@@ -87,19 +84,11 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
         check_writable(p)
     if floor is not None and floor > threshold:
         raise click.BadParameter("must be at most --threshold", param_hint="--exact-above")
-    decontam = load_index(eval_paths) if eval_paths else None
     skipped: list = []
-    records = (seed_rows(seeds_path) if seeds_path else []) + read_examples(
-        input_path, skip_invalid=skip_invalid, skipped=skipped)
-    against = []
-    for p in against_paths:
-        against += [r["instruction"] for r in read_examples(p, skip_invalid=skip_invalid, skipped=skipped)]
-    words = DEFAULT_BLACKLIST if blacklist is None else blacklist_words(blacklist)
-    if floor is None:
-        floor = 0.0 if len(records) <= AUTO_EXACT_ROWS else threshold
-    kept, rejected, stats = filter_records(
-        records, threshold=threshold, tokenizer=tokenizer, heuristics=not no_heuristics, blacklist=words,
-        against=list(dict.fromkeys(against)), floor=floor, progress=not no_progress, decontam=decontam)
+    kept, rejected, stats = filter_file(
+        input_path, seeds=seeds_path, against_paths=against_paths, eval_paths=eval_paths,
+        blacklist=blacklist_words(blacklist), floor=floor, threshold=threshold, skip_invalid=skip_invalid,
+        skipped=skipped, tokenizer=tokenizer, heuristics=not no_heuristics, progress=not no_progress)
     write_jsonl(out_path, kept)
     if rejected_path:
         write_jsonl(rejected_path, rejected)

@@ -337,6 +337,26 @@ def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: st
     return kept, rejected, stats
 
 
+def filter_file(input_path, *, seeds=None, against_paths=(), eval_paths=(), blacklist=None, floor=None,
+                threshold: float = 0.7, skip_invalid: bool = False, skipped: list | None = None, **options):
+    """:func:`filter_records` over files, as ``selfinstruct filter`` runs it: the ``seeds`` file's rows
+    (``packaged``: the packaged seeds) go first, ``against_paths`` give reference instructions,
+    ``eval_paths`` decontaminate (loaded first: a bad eval file fails before any row is read), and
+    ``floor`` None is 0 up to ``AUTO_EXACT_ROWS`` rows, else the threshold."""
+    from .decontam import load_index
+    from .records import read_examples
+    from .seeds import seed_rows
+
+    decontam = load_index(eval_paths) if eval_paths else None
+    read = dict(skip_invalid=skip_invalid, skipped=skipped)
+    records = (seed_rows(seeds, **read) if seeds else []) + read_examples(input_path, **read)
+    against = [r["instruction"] for p in against_paths for r in read_examples(p, **read)]
+    if floor is None:
+        floor = 0.0 if len(records) <= AUTO_EXACT_ROWS else threshold
+    return filter_records(records, threshold=threshold, blacklist=DEFAULT_BLACKLIST if blacklist is None else blacklist,
+                          against=list(dict.fromkeys(against)), floor=floor, decontam=decontam, **options)
+
+
 def summary_lines(stats: dict, out_path=None, rejected_path=None) -> list[str]:
     """The one-screen summary the CLI prints on stderr."""
     total = stats["pairs_compared"] + stats["pairs_pruned"]

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-from .records import InputError, read_tasks
+from .records import InputError, read_examples, read_tasks
 
 SEED_FILE = "seed_tasks.jsonl"
 MIN_SEEDS = 8  # each generation prompt samples 6 seed tasks; keep some variety
@@ -66,13 +66,14 @@ def load_seeds(path=None, *, skip_invalid: bool = False, skipped: list | None = 
     return out
 
 
-def seed_rows(path=None) -> list[dict]:
+def seed_rows(path=None, *, skip_invalid: bool = False, skipped: list | None = None) -> list[dict]:
     """Every instance of the seed tasks as a training row (``path``: a seed file, ``packaged`` or None
     for the packaged seeds), each with ``seed: True``. The paper's ``prepare_for_finetuning.py
     --include_seed_tasks`` adds them to the fine-tuning data the same way."""
-    tasks = load_seeds(None if path in (None, "packaged") else path, min_tasks=1)
-    return [{"instruction": t["instruction"], "input": i.get("input", ""), "output": i["output"], "seed": True}
-            for t in tasks for i in t["instances"]]
+    with _real_path(None if path in (None, "packaged") else path) as p:
+        rows = read_examples(p, skip_invalid=skip_invalid, skipped=skipped)
+    return [{"instruction": r["instruction"], "input": r["input"], "output": r["output"], "seed": True}
+            for r in rows]
 
 
 def seed_stats(tasks: list[dict]) -> dict:
