@@ -13,28 +13,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # the commands too
 
-
-def _child_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+from selfinstruct.demo import cli  # noqa: E402  (runs one command, times its wall and CPU s, stops on failure)
 
 
 def run_one(data: str, lr: str, steps: int, max_length: int, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "selfinstruct.cli", "train", "--data", data, "--model", "embedded",
-           "--out", str(out), "--max-steps", str(steps), "--batch-size", "8", "--lr", lr,
-           "--max-length", str(max_length), "--val-fraction", "0.1", "--eval-steps", "0.25", "--logging-steps", "5"]
-    t0, c0 = time.perf_counter(), _child_cpu()
-    subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    wall, cpu = time.perf_counter() - t0, _child_cpu() - c0
+    wall, cpu = cli("train", "--data", data, "--model", "embedded", "--out", out, "--max-steps", steps,
+                    "--batch-size", 8, "--lr", lr, "--max-length", max_length, "--val-fraction", 0.1,
+                    "--eval-steps", 0.25, "--logging-steps", 5)
     rows = [json.loads(line) for line in open(out / "metrics.jsonl", encoding="utf-8")]
     evals = [(r["eval_loss"], r["step"]) for r in rows if r.get("type") == "eval"]
     best, step = min(evals)
