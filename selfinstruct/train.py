@@ -2,7 +2,7 @@
 
 One flow (:func:`train`): check the output folder and the data (before any
 model loads), split, tokenise with response-only labels, load the model, run
-``Trainer`` (AdamW, cosine + warmup, clipping 1.0, bf16 on GPU), save the final
+``Trainer`` (fused AdamW, cosine + warmup, clipping 1.0, bf16 where the device computes it), save the final
 (best-validation) model as a plain checkpoint at the root of ``out``.
 ``accelerate launch --config_file selfinstruct/configs/fsdp.yaml -m selfinstruct.cli train ...``
 runs the same flow under FSDP; the Trainer handles the distribution.
@@ -135,16 +135,24 @@ def last_complete_checkpoint(folder: Path) -> str | None:
 
 
 def device_settings(attn: str = "auto") -> dict:
-    """bf16 autocast, fused AdamW and packed-row attention (flash varlen, flex, SDPA) on GPU; fp32 + SDPA on CPU."""
+    """bf16 autocast, fused AdamW and packed-row attention (flash varlen, flex, SDPA) on GPU. On CPU: fused AdamW,
+    SDPA, and bf16 autocast where the CPU computes bf16 natively (AVX-512 BF16 or AMX; docs/benchmarks.md "train on
+    CPU"), else fp32. ``SELFINSTRUCT_DTYPE=float32`` keeps fp32."""
+    import os
+
     import torch
 
+    from .models import cpu_has_bf16
+
+    fp32 = os.environ.get("SELFINSTRUCT_DTYPE") == "float32"
     if torch.cuda.is_available():
-        bf16 = torch.cuda.is_bf16_supported()
+        bf16 = torch.cuda.is_bf16_supported() and not fp32
         return {"cuda": True, "bf16": bf16, "optim": "adamw_torch_fused",
                 "attn": attention_candidates(attn, True, bf16)}
     warn("no GPU: full fine-tuning on CPU is slow (minutes per 100 steps for a 270M model); "
          "use it for small checks, train real runs on a GPU")
-    return {"cuda": False, "bf16": False, "optim": "adamw_torch", "attn": attention_candidates(attn, False, False)}
+    return {"cuda": False, "bf16": cpu_has_bf16() and not fp32, "optim": "adamw_torch_fused",
+            "attn": attention_candidates(attn, False, False)}
 
 
 def load_model(path: str, attn: list[str], trust_remote_code: bool):
@@ -184,7 +192,7 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
         gradient_accumulation_steps=opts.grad_accum,
         learning_rate=opts.lr, lr_scheduler_type="cosine", warmup_steps=opts.warmup_ratio,
-        weight_decay=opts.weight_decay, max_grad_norm=1.0, optim=dev["optim"], bf16=dev["bf16"],
+        weight_decay=opts.weight_decay, max_grad_norm=1.0, optim=dev["optim"], bf16=dev["bf16"], use_cpu=not dev["cuda"],
         activation_checkpointing=opts.gradient_checkpointing,  # 5.x name of gradient_checkpointing
         activation_checkpointing_kwargs={"use_reentrant": False} if opts.gradient_checkpointing else None,
         eval_strategy="steps" if has_val else "no", eval_steps=eval_steps if has_val else None,
@@ -340,7 +348,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     dev = device_settings(opts.attn)
     model = load_model(model_path, dev["attn"], opts.trust_remote_code)
     chunked = use_chunked_loss(model)
-    echo(f"attention: {model.config._attn_implementation}; loss: "
+    echo(f"attention: {model.config._attn_implementation}; {'bf16 autocast' if dev['bf16'] else 'fp32'}; loss: "
          f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
          f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}")
     collator = D.Collator(tokenizer.pad_token_id, packing=opts.packing,

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from selfinstruct.cli import main
 from selfinstruct.data import token_batches
-from selfinstruct.train import TrainOptions, train
+from selfinstruct.train import TrainOptions, train, training_arguments
 from tiny import make_tiny_model_dir
 
 WORDS = ["apple", "river", "stone", "cloud", "green", "seven", "light", "table", "music", "north"]
@@ -244,3 +244,21 @@ def test_warnings_for_data_too_small_to_learn_from():
     assert overfit_warning([{"loss": 2.0}, {"eval_loss": 1.5}, {"loss": 0.5}, {"eval_loss": 1.9}]) is None
     assert overfit_warning([{"loss": 2.0}, {"eval_loss": 1.5}, {"loss": 0.01}, {"eval_loss": 1.4}]) is None
     assert overfit_warning([{"loss": 0.01}, {"eval_loss": 1.4}]) is None
+
+
+@pytest.mark.parametrize("native_bf16, forced, bf16", [(True, None, True), (False, None, False),
+                                                        (True, "float32", False)])
+def test_cpu_settings_use_bf16_only_where_the_cpu_computes_it(monkeypatch, native_bf16, forced, bf16):
+    import selfinstruct.models as models
+    from selfinstruct.train import device_settings
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: native_bf16)
+    if forced:
+        monkeypatch.setenv("SELFINSTRUCT_DTYPE", forced)
+    else:
+        monkeypatch.delenv("SELFINSTRUCT_DTYPE", raising=False)
+    dev = device_settings()
+    assert dev["bf16"] is bf16 and dev["optim"] == "adamw_torch_fused" and not dev["cuda"]
+    args = training_arguments(TrainOptions(data="d", out="o"), dev, has_val=True)  # accepted on CPU
+    assert args.bf16 is bf16 and args.use_cpu
