@@ -9,8 +9,8 @@
 Each stage runs the `selfinstruct` command in a fresh process (so one model at a
 time is in memory), exactly as a user would type it; the commands are printed.
 Sized for an idle 2-core CPU (the target is about 15 minutes; see
-docs/benchmarks.md, "demo", for what was measured: 12.8 minutes, and a tuned
-model that beats its base on the packaged eval set, +0.060 [+0.022, +0.098]).
+docs/benchmarks.md, "demo", for what was measured: 13.3 minutes, and a tuned
+model that beats its base on the packaged eval set, +0.103 [+0.062, +0.147]).
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from pathlib import Path
 
 
 SIZES = {  # stage settings: full demo, --quick (see docs/benchmarks.md "demo" for why so small)
-    "full": {"rounds": 2, "prompts": 16, "steps": 24, "batch": 8, "max_length": 256, "limit": 100, "new": 64,
-             "eval_batch": 25, "lr": 5e-5},
+    "full": {"rounds": 2, "prompts": 16, "steps": 36, "batch": 8, "max_length": 256, "limit": 100, "new": 128,
+             "eval_batch": 50, "lr": 5e-5},
     "quick": {"rounds": 1, "prompts": 2, "steps": 4, "batch": 1, "max_length": 192, "limit": 10, "new": 32,
               "eval_batch": 10, "lr": 5e-5},
 }

@@ -2,6 +2,7 @@
 
 - :func:`batch_tokens_default`: tokens per micro-batch when ``--max-batch-tokens`` is not given.
 - :func:`attention_candidates`: the attention kernels to try for packed rows, best first.
+- :func:`disk_needed`: the bytes a full fine-tune of a model folder writes (checkpoints and the final model).
 - :func:`trainer_class`: transformers' ``Trainer`` that reloads tied weights quietly.
 """
 from __future__ import annotations
@@ -77,6 +78,34 @@ def report_callbacks(report_to: str, out) -> list:
     return [cb]
 
 
+def parameter_count(folder) -> int | None:
+    """Parameters in a model folder's safetensors files (read from their headers: no weights load);
+    None for a hub id or a folder without safetensors."""
+    files = list(Path(folder).glob("*.safetensors")) if Path(folder).is_dir() else []
+    if not files:
+        return None
+    from safetensors import safe_open
+
+    total = 0
+    for f in files:
+        with safe_open(str(f), "pt") as st:
+            for key in st.keys():
+                n = 1
+                for d in st.get_slice(key).get_shape():
+                    n *= d
+                total += n
+    return total
+
+
+def disk_needed(n_params: int) -> tuple[int, int]:
+    """(bytes one checkpoint and the final model need, bytes the whole run can hold at once).
+
+    A checkpoint is the fp32 model and AdamW's two fp32 moments (12 bytes a parameter); the Trainer keeps two
+    (best and last) and writes a third before it deletes the older one; the final model is 4 bytes a parameter."""
+    checkpoint, final = 12 * n_params, 4 * n_params
+    return checkpoint + final, 3 * checkpoint + final
+
+
 def tied_parameter_names(model) -> set[str]:
     """Names under which a parameter appears a second time (e.g. ``lm_head.weight`` tied to the embeddings)."""
     first = {name for name, _ in model.named_parameters()}
@@ -99,3 +128,29 @@ def trainer_class():
             return super()._issue_warnings_after_load(load_result)
 
     return SFTTrainer
+
+
+def check_disk(out, model_path: str) -> str | None:
+    """Refuse (OutputError) a run whose first checkpoint and final model cannot fit on ``out``'s disk;
+    a warning when the whole run may not (a full disk stops training mid-save)."""
+    import shutil
+
+    from .writers import OutputError
+
+    n = parameter_count(model_path)
+    if n is None:
+        return None
+    folder = Path(out).resolve()
+    while not folder.exists():
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    least, full = disk_needed(n)
+    gb = lambda b: f"{b / 1e9:.1f} GB"  # noqa: E731
+    what = f"a full fine-tune of this model ({n / 1e6:.0f}M parameters)"
+    if free < least:
+        raise OutputError(f"{out}: {gb(free)} free on its disk; {what} writes at least {gb(least)} "
+                          "(one checkpoint with optimizer state, and the final model)")
+    if free < full:
+        return (f"{gb(free)} free on the disk of {out}; {what} can hold up to {gb(full)} at once "
+                "(three checkpoints while the oldest rotates out, and the final model)")
+    return None

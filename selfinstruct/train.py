@@ -24,7 +24,9 @@ from . import data as D
 from .formatting import TemplateError, check_template
 from .models import ModelError, load_error, resolve_model
 from .records import InputError
-from .sft import attention_candidates, batch_tokens_default, report_callbacks, report_to_error, report_to_list
+from .sft import (
+    attention_candidates, batch_tokens_default, check_disk, report_callbacks, report_to_error, report_to_list,
+)
 from .writers import (
     JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
 )
@@ -300,6 +302,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     from transformers import AutoTokenizer
 
     model_path = resolve_model(opts.model)
+    if not opts.resume and (low := check_disk(opts.out, model_path)):
+        warn(low)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=opts.trust_remote_code)
     except (OSError, ValueError, ImportError) as e:

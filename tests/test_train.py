@@ -262,3 +262,33 @@ def test_cpu_settings_use_bf16_only_where_the_cpu_computes_it(monkeypatch, nativ
     assert dev["bf16"] is bf16 and dev["optim"] == "adamw_torch_fused" and not dev["cuda"]
     args = training_arguments(TrainOptions(data="d", out="o"), dev, has_val=True)  # accepted on CPU
     assert args.bf16 is bf16 and args.use_cpu
+
+
+def test_a_disk_too_small_for_a_checkpoint_is_refused_before_the_model_loads(setup, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from transformers import AutoModelForCausalLM
+
+    from selfinstruct.sft import disk_needed, parameter_count
+
+    root, base, data = setup
+    n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(base).parameters())
+    assert parameter_count(base) == n and parameter_count(tmp_path / "no-model") is None
+    least, full = disk_needed(n)
+    usage = namedtuple("usage", "total used free")
+    out = tmp_path / "run"
+    cli = ["train", "--data", str(data), "--model", str(base), "--out", str(out), *ARGS]
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * full, 0, least - 1))
+    def loads(*a, **k):
+        raise RuntimeError("model loaded")
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", loads)
+    res = CliRunner().invoke(main, cli)
+    assert res.exit_code == 2 and res.output.startswith(f"error: {out}: ") and "free on its disk" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and not out.exists()
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * full, 0, full - 1))
+    res = CliRunner().invoke(main, cli)  # enough for one checkpoint: a warning, then the run (the model loads)
+    assert "can hold up to" in res.output and "model loaded" in str(res.exception)
