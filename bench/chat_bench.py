@@ -173,7 +173,8 @@ def main() -> None:
     ap.add_argument("--section", default="chat teachers", help="the docs/benchmarks.md section to write")
     ap.add_argument("--threads", type=int, default=2, help="llama.cpp server threads")
     ap.add_argument("--server-python", default=sys.executable, help="a Python with llama-cpp-python[server]")
-    ap.add_argument("--llama-server", default=None, help="llama.cpp's llama-server binary (instead of llama-cpp-python's)")
+    ap.add_argument("--llama-server", default=None,
+                    help="llama.cpp's llama-server binary (instead of llama-cpp-python's server)")
     ap.add_argument("--parallel", type=int, default=4, help="llama-server's slots (requests decoded together)")
     ap.add_argument("--distilabel-python", default=None, help="a Python with distilabel (else it is skipped)")
     ap.add_argument("--systems", default="chat,completions,distilabel")

@@ -2,7 +2,7 @@
 
 - :func:`batch_tokens_default`: tokens per micro-batch when ``--max-batch-tokens`` is not given.
 - :func:`attention_candidates`: the attention kernels to try for packed rows, best first.
-- :func:`disk_needed`: the bytes a full fine-tune of a model folder writes (checkpoints and the final model).
+- :func:`check_disk`: refuse (or warn about) an output disk too small for a full fine-tune's checkpoints.
 - :func:`trainer_class`: transformers' ``Trainer`` that reloads tied weights quietly.
 """
 from __future__ import annotations

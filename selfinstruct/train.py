@@ -194,7 +194,8 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
         gradient_accumulation_steps=opts.grad_accum,
         learning_rate=opts.lr, lr_scheduler_type="cosine", warmup_steps=opts.warmup_ratio,
-        weight_decay=opts.weight_decay, max_grad_norm=1.0, optim=dev["optim"], bf16=dev["bf16"], use_cpu=not dev["cuda"],
+        weight_decay=opts.weight_decay, max_grad_norm=1.0, optim=dev["optim"],
+        bf16=dev["bf16"], use_cpu=not dev["cuda"],  # use_cpu: TrainingArguments refuses bf16 on CPU without it
         activation_checkpointing=opts.gradient_checkpointing,  # 5.x name of gradient_checkpointing
         activation_checkpointing_kwargs={"use_reentrant": False} if opts.gradient_checkpointing else None,
         eval_strategy="steps" if has_val else "no", eval_steps=eval_steps if has_val else None,
