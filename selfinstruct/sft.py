@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 GPU_BATCH_TOKENS = 16384  # a GPU step: 16K tokens (~250 examples of our mean 65 tokens)
@@ -89,11 +90,7 @@ def parameter_count(folder) -> int | None:
     total = 0
     for f in files:
         with safe_open(str(f), "pt") as st:
-            for key in st.keys():
-                n = 1
-                for d in st.get_slice(key).get_shape():
-                    n *= d
-                total += n
+            total += sum(math.prod(st.get_slice(key).get_shape()) for key in st.keys())
     return total
 
 
@@ -135,15 +132,12 @@ def check_disk(out, model_path: str) -> str | None:
     a warning when the whole run may not (a full disk stops training mid-save)."""
     import shutil
 
-    from .writers import OutputError
+    from .writers import OutputError, nearest_existing
 
     n = parameter_count(model_path)
     if n is None:
         return None
-    folder = Path(out).resolve()
-    while not folder.exists():
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(nearest_existing(Path(out).resolve())).free
     least, full = disk_needed(n)
     gb = lambda b: f"{b / 1e9:.1f} GB"  # noqa: E731
     what = f"a full fine-tune of this model ({n / 1e6:.0f}M parameters)"

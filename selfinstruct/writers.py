@@ -48,11 +48,17 @@ def check_writable(path, *, overwrite: bool = False) -> Path:
     return path
 
 
-def _check_ancestor(path: Path, folder: Path) -> None:
-    """The nearest existing ancestor of ``folder`` must be a folder we may write in."""
-    probe = folder
+def nearest_existing(folder) -> Path:
+    """``folder`` itself if it exists, else its nearest existing ancestor."""
+    probe = Path(folder)
     while not probe.exists():
         probe = probe.parent
+    return probe
+
+
+def _check_ancestor(path: Path, folder: Path) -> None:
+    """The nearest existing ancestor of ``folder`` must be a folder we may write in."""
+    probe = nearest_existing(folder)
     if not probe.is_dir():
         raise OutputError(f"{path}: cannot write there, {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK):
