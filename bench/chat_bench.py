@@ -205,12 +205,15 @@ def main() -> None:
                 import shutil
                 shutil.copytree(tmp, args.keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("distilabel-cache"))
     import platform
+    server = (f"llama.cpp's llama-server ({args.threads} threads, {args.parallel} slots decoded together)"
+              if args.llama_server else f"llama-cpp-python's server ({args.threads} threads, one request at a time)")
     head = (f"`python bench/chat_bench.py --rounds {args.rounds} --prompts {args.prompts} --temperature "
             f"{args.temperature} --top-p {args.top_p} --chat-shown {args.chat_shown} --json-instructions "
             f"{args.json_instructions} --style {args.style}" + (f" --classify {args.classify}" if args.classify else "")
+            + (f" --llama-server PATH --parallel {args.parallel}" if args.llama_server else "")
             + f"` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-            f"{platform.machine()}, {os.cpu_count()} cores, llama-cpp-python's server ({args.threads} threads, "
-            f"one request at a time) with SmolLM2-135M-Instruct Q4_1; load average (1 min) "
+            f"{platform.machine()}, {os.cpu_count()} cores, {server} with SmolLM2-135M-Instruct Q4_1; "
+            "load average (1 min) "
             + ", ".join(f"{x[0]:.2f}" for x in loads) + " (before, then after each system).")
     body = "\n".join([head, ""] + table(results) + [""] + [f"- {r['system']}: {r['extra']}" for r in results]) + "\n"
     print(body)
