@@ -35,8 +35,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from selfinstruct import prompts as P  # noqa: E402
-from selfinstruct.filters import normalize  # noqa: E402
-from selfinstruct.similarity import RougeIndex  # noqa: E402
+from selfinstruct.data.filters import normalize  # noqa: E402
+from selfinstruct.data.similarity import RougeIndex  # noqa: E402
 from servers import free_port, stop_process, wait_ready  # noqa: E402
 from common import DOC, write_section  # noqa: E402
 from chat_profile import stage_lines  # noqa: E402

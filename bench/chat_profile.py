@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def stage_of(max_tokens: int | None) -> str:
-    from selfinstruct.generate import CLASSIFY_TOKENS, INSTANCE_TOKENS
+    from selfinstruct.generation.bootstrap import CLASSIFY_TOKENS, INSTANCE_TOKENS
 
     return {CLASSIFY_TOKENS: "classify", INSTANCE_TOKENS: "instances"}.get(max_tokens, "instructions")
 

@@ -20,10 +20,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from selfinstruct import prompts as P  # noqa: E402
-from selfinstruct.filters import looks_like_classification  # noqa: E402
-from selfinstruct.generate import CLASSIFY_TOKENS  # noqa: E402
-from selfinstruct.parsing import parse_yes_no  # noqa: E402
-from selfinstruct.seeds import load_seeds  # noqa: E402
+from selfinstruct.data.filters import looks_like_classification  # noqa: E402
+from selfinstruct.generation.bootstrap import CLASSIFY_TOKENS  # noqa: E402
+from selfinstruct.generation.parsing import parse_yes_no  # noqa: E402
+from selfinstruct.data.seeds import load_seeds  # noqa: E402
 from selfinstruct.teachers import make_teacher  # noqa: E402
 
 

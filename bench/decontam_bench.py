@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from selfinstruct.decontam import DecontamIndex, eval_rows, normalize  # noqa: E402
+from selfinstruct.data.decontam import DecontamIndex, eval_rows, normalize  # noqa: E402
 
 SHARED = Path(os.environ.get("SELFINSTRUCT_SHARED_DATA") or ROOT.parent / "shared" / "data")
 LONG_INPUT = 15  # words: a "long input" for the rewrite target
@@ -214,7 +214,7 @@ def render(rows, planted, results, fast, chosen, load, screened) -> str:
         "flagged (clean).", "",
         *lines, "",
         f"Chosen: n = {chosen[0]}, ROUGE-L > {chosen[1]} with equal inputs (the defaults in "
-        f"`selfinstruct/decontam.py`). Flags on clean rows by rule at that setting: {by_rule}.", "",
+        f"`selfinstruct/data/decontam.py`). Flags on clean rows by rule at that setting: {by_rule}.", "",
         "Why: n = 5 or 6 flags clean T0 rows that share a common phrase with an eval row (mostly \"two "
         "sentences mean the same thing\", a T0 paraphrase template); from n = 8 no T0 "
         "row is flagged and recall is the same, while 8-grams still reach into short instructions that "
@@ -236,8 +236,7 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=None, help="The chosen n (default: the module's NGRAM).")
     ap.add_argument("--rouge", type=float, default=None, help="The chosen threshold (default: the module's).")
     args = ap.parse_args(argv)
-    from selfinstruct import decontam
-
+    from selfinstruct.data import decontam
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     rows = real_eval_rows()
     planted = planted_cases(rows)

@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT)]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from selfinstruct import prompts as P  # noqa: E402
-from selfinstruct.seeds import load_seeds  # noqa: E402
+from selfinstruct.data.seeds import load_seeds  # noqa: E402
 from common import DOC, write_section  # noqa: E402
 
 

@@ -36,8 +36,8 @@ DATA = ROOT.parent / "shared" / "data" / "t0_prompts.jsonl.gz"
 
 from rouge_score import rouge_scorer  # noqa: E402
 
-from selfinstruct.filters import filter_records  # noqa: E402
-from selfinstruct.similarity import tokenize  # noqa: E402
+from selfinstruct.data.filters import filter_records  # noqa: E402
+from selfinstruct.data.similarity import tokenize  # noqa: E402
 from common import write_section  # bench/common.py (scripts run from bench/ or the repo root)
 
 THRESHOLD = 0.7

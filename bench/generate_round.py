@@ -16,9 +16,9 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from selfinstruct.generate import GenerateConfig, run  # noqa: E402
-from selfinstruct.journal import RunState  # noqa: E402
-from selfinstruct.seeds import load_seeds  # noqa: E402
+from selfinstruct.generation.bootstrap import GenerateConfig, run  # noqa: E402
+from selfinstruct.generation.journal import RunState  # noqa: E402
+from selfinstruct.data.seeds import load_seeds  # noqa: E402
 from selfinstruct.teachers import make_teacher  # noqa: E402
 
 

@@ -91,7 +91,7 @@ $PY - "$WORK" <<'EOF' > "$OUT/fsdp.txt" 2>&1
 import json, sys
 from pathlib import Path
 from tiny import make_tiny_model_dir
-from selfinstruct.records import read_examples
+from selfinstruct.data.records import read_examples
 work = Path(sys.argv[1])
 make_tiny_model_dir(work / "small", hidden=256, layers=4, heads=4, kv_heads=2, intermediate=512)
 rows = [{k: r[k] for k in ("instruction", "input", "output")} for r in read_examples("seeds/seed_tasks.jsonl")]
@@ -120,8 +120,8 @@ import json, sys, time
 from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-from selfinstruct.formatting import alpaca_prompt
-from selfinstruct.records import read_examples
+from selfinstruct.data.formatting import alpaca_prompt
+from selfinstruct.data.records import read_examples
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
 try:
     from selfinstruct.models import resolve_model

@@ -22,11 +22,11 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from selfinstruct import prompts as P  # noqa: E402
-from selfinstruct.filters import clean_instances  # noqa: E402
-from selfinstruct.generate import DEFAULTS  # noqa: E402
-from selfinstruct.parsing import parse_instances  # noqa: E402
-from selfinstruct.seeds import load_seeds  # noqa: E402
-from selfinstruct.similarity import rouge_l, tokenize  # noqa: E402
+from selfinstruct.data.filters import clean_instances  # noqa: E402
+from selfinstruct.generation.bootstrap import DEFAULTS  # noqa: E402
+from selfinstruct.generation.parsing import parse_instances  # noqa: E402
+from selfinstruct.data.seeds import load_seeds  # noqa: E402
+from selfinstruct.data.similarity import rouge_l, tokenize  # noqa: E402
 from selfinstruct.teachers import iter_complete, make_teacher  # noqa: E402
 
 

@@ -59,7 +59,7 @@ def summarize(rows: list[dict]) -> dict:
 def time_huge_line() -> dict:
     """Parse one 1.7 MB line of 80,000 inline-numbered items (was quadratic)."""
     sys.path.insert(0, str(ROOT))
-    from selfinstruct.parsing import parse_instructions
+    from selfinstruct.generation.parsing import parse_instructions
 
     text = " " + " ".join(f"{i}. do thing {i}" for i in range(2, 80_000))
     t0 = time.perf_counter()

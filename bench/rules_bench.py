@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from selfinstruct.filters import instance_reason, points_at_input, repeated_outputs  # noqa: E402
-from selfinstruct.records import read_examples, read_tasks  # noqa: E402
+from selfinstruct.data.filters import instance_reason, points_at_input, repeated_outputs  # noqa: E402
+from selfinstruct.data.records import read_examples, read_tasks  # noqa: E402
 from common import DOC, write_section  # noqa: E402
 
 BLOCK = 20

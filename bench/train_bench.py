@@ -3,7 +3,7 @@
 - **baseline** (the common tutorial): HF Trainer, text = Alpaca prompt + response + EOS,
   ``padding="max_length"`` at 512, labels = input ids with the padding set to -100
   (so it also trains on the prompt), batch 4.
-- **ours**: `selfinstruct.train.train` (response-only labels, padding-free packing, chunked
+- **ours**: `selfinstruct.training.train.train` (response-only labels, padding-free packing, chunked
   LM-head loss; on GPU, batches of ``--max-batch-tokens`` tokens, 16,384 by default).
 - **trl** (when ``trl`` imports): ``SFTTrainer`` on prompt/completion rows, completion-only
   loss, padding-free; with a token budget, packing (BFD) into one row of that many tokens a step
@@ -44,7 +44,7 @@ PEAKS = [("H200", 989e12), ("H100 PCIe", 756e12), ("H100", 989e12), ("A100", 312
 def bench_rows(n: int) -> list[dict]:
     if DATA is not None and (DATA / "instruction-data.json").exists():
         return json.loads((DATA / "instruction-data.json").read_text())[:n]
-    from selfinstruct.records import read_examples
+    from selfinstruct.data.records import read_examples
 
     seeds = [{k: r[k] for k in ("instruction", "input", "output")}
              for r in read_examples(ROOT / "seeds" / "seed_tasks.jsonl")]
@@ -115,7 +115,7 @@ def summary(marks: list, real_tokens: int, train_s: float) -> dict:
 
 
 def run_ours(a) -> dict:
-    from selfinstruct.train import TrainOptions, train
+    from selfinstruct.training.train import TrainOptions, train
 
     c = clock()
     t = time.perf_counter()
@@ -130,8 +130,8 @@ def run_baseline(a) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
-    from selfinstruct.formatting import format_example
-    from selfinstruct.records import read_examples
+    from selfinstruct.data.formatting import format_example
+    from selfinstruct.data.records import read_examples
 
     t = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(a.model_dir)
@@ -163,9 +163,9 @@ def run_trl(a) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from selfinstruct.formatting import format_example
-    from selfinstruct.records import read_examples
-    from selfinstruct.sft import attention_candidates
+    from selfinstruct.data.formatting import format_example
+    from selfinstruct.data.records import read_examples
+    from selfinstruct.training.sft import attention_candidates
 
     t = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(a.model_dir)

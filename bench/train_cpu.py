@@ -31,7 +31,7 @@ from selfinstruct.demo import _child_cpu  # noqa: E402
 from selfinstruct.models import cpu_has_bf16  # noqa: E402
 
 # `before` swaps the device settings back to what they were: fp32 and the foreach AdamW
-BEFORE = ("import selfinstruct.train as t; d = t.device_settings; "
+BEFORE = ("import selfinstruct.training.train as t; d = t.device_settings; "
           "t.device_settings = lambda a: {**d(a), 'bf16': False, 'optim': 'adamw_torch'}; "
           "from selfinstruct.cli import main; main()")
 SETTINGS = {

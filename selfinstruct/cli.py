@@ -11,8 +11,8 @@ import sys
 import click
 
 from .models import ModelError
-from .records import InputError
-from .writers import OutputError
+from .data.records import InputError
+from .data.writers import OutputError
 from .teachers import TeacherError
 
 USER_ERRORS = (InputError, OutputError, ModelError, TeacherError)
@@ -74,8 +74,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
     """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
     import os
 
-    from .filters import blacklist_words, filter_file, summary_lines
-    from .writers import check_writable, write_jsonl
+    from .data.filters import blacklist_words, filter_file, summary_lines
+    from .data.writers import check_writable, write_jsonl
 
     outs = [out_path] + ([rejected_path] if rejected_path else [])
     if rejected_path and os.path.abspath(rejected_path) == os.path.abspath(out_path):
@@ -186,12 +186,12 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     import datetime as dt
     from pathlib import Path
 
-    from .budget import Budget, BudgetReached, check_cost_options, dry_run_lines
-    from .decontam import describe, load_index
-    from .filters import blacklist_words
-    from .generate import TOKEN_LIMITS, GenerateConfig, run, summary
-    from .journal import RunState
-    from .seeds import load_seeds
+    from .generation.budget import Budget, BudgetReached, check_cost_options, dry_run_lines
+    from .data.decontam import describe, load_index
+    from .data.filters import blacklist_words
+    from .generation.bootstrap import TOKEN_LIMITS, GenerateConfig, run, summary
+    from .generation.journal import RunState
+    from .data.seeds import load_seeds
     from .teachers import make_teacher
 
     problem = check_cost_options(max_cost, price_in, price_out)
@@ -303,7 +303,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                    "comma-separated; none = only metrics.jsonl and loss.png.")
 def train_cmd(**kw):
     """Fine-tune every parameter of a causal LM on instruction data (loss on responses only)."""
-    from .train import TrainOptions, train
+    from .training.train import TrainOptions, train
 
     s = train(TrainOptions(**kw))
     best = f", best validation loss {s['best_eval_loss']:.4f}" if s["best_eval_loss"] is not None else ""
@@ -327,7 +327,7 @@ def train_cmd(**kw):
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
 def export_cmd(source, fmt, out, template, model, skip_invalid):
     """Write a generate run folder or a data file as FORMAT rows other tools read as they are."""
-    from .export import export
+    from .data.export import export
 
     skipped: list = []
     res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped)
@@ -372,8 +372,8 @@ def export_cmd(source, fmt, out, template, model, skip_invalid):
 def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, template, temperature, judge,
              judge_base_url, judge_api_key, examples, skip_invalid, trust_remote_code):
     """Answer each row with each model and score the answers (ROUGE-L, exact match, failure shares)."""
-    from .evaluate import run_eval
-    from .evalset import resolve_eval_data
+    from .evaluation.evaluate import run_eval
+    from .data.evalset import resolve_eval_data
 
     run_eval(list(models), resolve_eval_data(data), out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
              batch_size=batch_size, template=template, temperature=temperature, judge=judge,
@@ -390,7 +390,7 @@ def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, templat
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in that folder.")
 def report_cmd(run_dir, out, overwrite):
     """Report on a `selfinstruct generate` run: counts, rejections, lengths, similarity, verbs, cost."""
-    from .report import write_run_report
+    from .generation.report import write_run_report
 
     path = write_run_report(run_dir, out, overwrite=overwrite)
     click.echo(str(path))

@@ -61,9 +61,9 @@ class RunChecker:
         self.torn = Counter()
 
     def check(self, out: Path, *, final: bool = False) -> dict:
-        from selfinstruct.filters import instruction_reason
-        from selfinstruct.journal import data_rows, message_rows
-        from selfinstruct.similarity import rouge_l, tokenize
+        from selfinstruct.data.filters import instruction_reason
+        from selfinstruct.generation.journal import data_rows, message_rows
+        from selfinstruct.data.similarity import rouge_l, tokenize
 
         tasks, torn_t = read_lines(out / "tasks.jsonl")
         data, torn_d = read_lines(out / "data.jsonl")
@@ -157,7 +157,7 @@ def _count_lines(path: Path) -> int:
 def generate_kill_campaign(out: Path, seed: int, kills: int, rounds: int = 12, delay: float = 0.004,
                            log=lambda m: None) -> dict:
     """SIGKILL `generate` ``kills`` times at seeded random points, checking after each; then finish."""
-    from selfinstruct.seeds import load_seeds
+    from selfinstruct.data.seeds import load_seeds
 
     rng = random.Random(seed)
     checker = RunChecker(load_seeds(), threshold=0.7)

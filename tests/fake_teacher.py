@@ -137,16 +137,16 @@ class FakeTeacher:
 
 
 def config(rounds: int, seed: int):
-    from selfinstruct.generate import GenerateConfig
+    from selfinstruct.generation.bootstrap import GenerateConfig
 
     return GenerateConfig(rounds=rounds, teacher="fake", prompts_per_round=3, instances=3, seed=seed)
 
 
 def run(out_dir, seed: int = 0, rounds: int = 8, delay: float = 0.004, ledger=None) -> dict:
     """The generate library loop with a FakeTeacher; resumes ``out_dir`` when it holds a run."""
-    from selfinstruct.generate import run as run_loop
-    from selfinstruct.journal import RunState
-    from selfinstruct.seeds import load_seeds
+    from selfinstruct.generation.bootstrap import run as run_loop
+    from selfinstruct.generation.journal import RunState
+    from selfinstruct.data.seeds import load_seeds
 
     cfg = config(rounds, seed)
     state = RunState(Path(out_dir), cfg.run_json(), load_seeds())

@@ -14,10 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct import cli
-from selfinstruct.budget import Budget, BudgetReached, TokenCounter, plan_rounds, price
-from selfinstruct.generate import CLASSIFY_TOKENS, INSTANCE_TOKENS, TOKEN_LIMITS, GenerateConfig, run
-from selfinstruct.journal import RunState
-from selfinstruct.seeds import load_seeds
+from selfinstruct.generation.budget import Budget, BudgetReached, TokenCounter, plan_rounds, price
+from selfinstruct.generation.bootstrap import CLASSIFY_TOKENS, INSTANCE_TOKENS, TOKEN_LIMITS, GenerateConfig, run
+from selfinstruct.generation.journal import RunState
+from selfinstruct.data.seeds import load_seeds
 from selfinstruct.teachers import Usage
 from fake_teacher import FakeTeacher
 from servers import completion_body, free_port, start_katan, start_scripted
@@ -155,7 +155,6 @@ def test_cli_dry_run_needs_no_server_and_writes_nothing(tmp_path):
 ])
 def test_cli_bad_cost_options_are_one_line_before_any_request(tmp_path, monkeypatch, args, message):
     from selfinstruct import teachers
-
     monkeypatch.setattr(teachers, "make_teacher", lambda *a, **k: pytest.fail("teacher made"))
     res = CliRunner().invoke(cli.main, ["generate", "--teacher", "openai:x", "--out", str(tmp_path / "o")] + args)
     assert res.exit_code == 2 and res.output.startswith(message) and res.output.count("\n") == 1, res.output

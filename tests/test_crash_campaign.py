@@ -28,7 +28,7 @@ def test_generate_survives_sigkill_campaign(tmp_path):
 
 def test_checker_catches_a_lost_row_and_a_duplicate(tmp_path):
     """The campaign's checker is able to fail."""
-    from selfinstruct.seeds import load_seeds
+    from selfinstruct.data.seeds import load_seeds
 
     from fake_teacher import run
 
@@ -55,7 +55,7 @@ def test_torn_lines_are_repaired_on_resume(tmp_path):
         with open(out / name, "ab") as f:
             f.write(b'{"id": "machine_task_999", "instruction": "half a li')
     run(out, seed=5, rounds=2, delay=0)
-    from selfinstruct.seeds import load_seeds
+    from selfinstruct.data.seeds import load_seeds
 
     RunChecker(load_seeds(), 0.7).check(out, final=True)
 
@@ -65,9 +65,9 @@ def test_torn_lines_are_repaired_on_resume(tmp_path):
 
 def test_summary_files_are_atomic_and_journals_fsynced_each_round(tmp_path, monkeypatch):
     """stats.json/run.json only ever appear through os.replace; journals get os.fsync every round."""
-    from selfinstruct.generate import run as run_loop
-    from selfinstruct.journal import RunState
-    from selfinstruct.seeds import load_seeds
+    from selfinstruct.generation.bootstrap import run as run_loop
+    from selfinstruct.generation.journal import RunState
+    from selfinstruct.data.seeds import load_seeds
 
     replaced, synced, opened = [], [], []
     real_replace, real_fsync, real_open = os.replace, os.fsync, open
@@ -106,13 +106,13 @@ def test_no_file_is_written_in_place():
     import re
 
     bad = []
-    for path in (ROOT / "selfinstruct").glob("*.py"):
+    for path in (ROOT / "selfinstruct").rglob("*.py"):
         text = path.read_text()
         for m in re.finditer(r"(\.write_text\(|\.write_bytes\(|json\.dump\(|open\([^)]*[\"'][wx]b?[\"'])", text):
             line = text.count("\n", 0, m.start()) + 1
-            bad.append(f"{path.name}:{line}: {text.splitlines()[line - 1].strip()}")
+            bad.append(f"{path.relative_to(ROOT / 'selfinstruct')}:{line}: {text.splitlines()[line - 1].strip()}")
     # writers.py holds the atomic writers themselves (mkstemp + os.replace)
-    assert [b for b in bad if not b.startswith("writers.py")] == []
+    assert [b for b in bad if not b.startswith("data/writers.py")] == []
 
 
 # --------------------------------------------------------------------------- train
@@ -123,7 +123,7 @@ ROWS = [{"instruction": f"Say the word {w} {n} times.", "input": "", "output": "
 TRAIN_SCRIPT = """
 import sys, time
 from transformers import TrainerCallback
-from selfinstruct.train import TrainOptions, train
+from selfinstruct.training.train import TrainOptions, train
 
 class Slow(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):

@@ -8,12 +8,12 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct import cli, teachers
-from selfinstruct.decontam import NGRAM, DecontamIndex, eval_rows, load_index, normalize
-from selfinstruct.generate import GenerateConfig, run
-from selfinstruct.journal import RunState
-from selfinstruct.records import InputError
-from selfinstruct.report import write_run_report
-from selfinstruct.seeds import load_seeds
+from selfinstruct.data.decontam import NGRAM, DecontamIndex, eval_rows, load_index, normalize
+from selfinstruct.generation.bootstrap import GenerateConfig, run
+from selfinstruct.generation.journal import RunState
+from selfinstruct.data.records import InputError
+from selfinstruct.generation.report import write_run_report
+from selfinstruct.data.seeds import load_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -56,7 +56,7 @@ def test_normalize_case_whitespace_punctuation():
 def test_ascii_fast_path_equals_the_unicode_rule():
     import string
 
-    from selfinstruct.decontam import _APOSTROPHE, _NON_WORD
+    from selfinstruct.data.decontam import _APOSTROPHE, _NON_WORD
     rng = random.Random(0)
     for _ in range(2000):
         text = "".join(rng.choices(string.printable + "''__", k=rng.randint(0, 40)))

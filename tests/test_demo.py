@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from selfinstruct import demo
-
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct.cli import main
-from selfinstruct.evaluate import _load_model
+from selfinstruct.evaluation.evaluate import _load_model
 from selfinstruct.models import ModelError
 
 from test_evaluate import EVAL_ROWS, noisy_model, write_rows

@@ -1,6 +1,6 @@
 """report.md / report.html from hand-made scores: the lead lines, the collapse line, ties left out of the examples."""
-from selfinstruct.eval_metrics import compare_models, pick_examples, summarize
-from selfinstruct.eval_report import render_html, render_markdown
+from selfinstruct.evaluation.metrics import compare_models, pick_examples, summarize
+from selfinstruct.evaluation.report import render_html, render_markdown
 
 
 def scored_rows(answers, scores, **flags):

@@ -6,10 +6,10 @@ from collections import Counter
 
 import pytest
 
-from selfinstruct.evalset import PACKAGED, packaged_eval_path, resolve_eval_data
-from selfinstruct.records import read_examples, read_tasks
-from selfinstruct.seeds import load_seeds
-from selfinstruct.similarity import RougeIndex, rouge_l, tokenize
+from selfinstruct.data.evalset import PACKAGED, packaged_eval_path, resolve_eval_data
+from selfinstruct.data.records import read_examples, read_tasks
+from selfinstruct.data.seeds import load_seeds
+from selfinstruct.data.similarity import RougeIndex, rouge_l, tokenize
 
 def _tasks():
     return [json.loads(line) for line in packaged_eval_path().read_text().splitlines() if line.strip()]

@@ -5,11 +5,11 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct.cli import main
-from selfinstruct.eval_metrics import (answer_flags, exact_match, normalize, pick_examples, rouge_l, score_answer,
+from selfinstruct.evaluation.metrics import (answer_flags, exact_match, normalize, pick_examples, rouge_l, score_answer,
                                        summarize)
-from selfinstruct.evaluate import generate, sample_rows
-from selfinstruct.records import read_examples
-from selfinstruct.judge import judge_pairs, parse_verdict, row_outcome, summarize_judgements, win_rate
+from selfinstruct.evaluation.evaluate import generate, sample_rows
+from selfinstruct.data.records import read_examples
+from selfinstruct.evaluation.judge import judge_pairs, parse_verdict, row_outcome, summarize_judgements, win_rate
 from selfinstruct.teachers import Completion
 
 from tiny import make_tiny_model_dir
@@ -179,7 +179,7 @@ def tiny_models(tmp_path_factory):
 
 
 def test_batched_left_padded_generation_equals_one_at_a_time(tiny_models):
-    from selfinstruct.formatting import alpaca_prompt
+    from selfinstruct.data.formatting import alpaca_prompt
     from selfinstruct.models import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(str(tiny_models[0]))
@@ -280,7 +280,6 @@ def test_missing_model_is_one_line_and_writes_nothing(tmp_path):
 
 def test_demo_refuses_a_used_folder_and_picks_its_eval_data(tmp_path, monkeypatch):
     from selfinstruct import demo
-
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "x").write_text("")
     assert demo.main(["--out", str(tmp_path / "used"), "--quick"]) == 2

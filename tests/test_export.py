@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct.cli import main
-from selfinstruct.data import encode_rows, load_rows, split_rows
-from selfinstruct.export import FORMATS, export
-from selfinstruct.formatting import format_example
+from selfinstruct.data.sources import load_rows
+from selfinstruct.training.examples import encode_rows, split_rows
+from selfinstruct.data.export import FORMATS, export
+from selfinstruct.data.formatting import format_example
 from tiny import make_tiny_model_dir, make_tokenizer
 
 ROWS = [

@@ -133,8 +133,7 @@ def test_include_seeds_puts_every_seed_instance_first_and_filters_it_alike(tmp_p
 def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch):
     import errno
 
-    from selfinstruct import writers
-
+    from selfinstruct.data import writers
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device")
 

@@ -1,11 +1,11 @@
 """missing_input and repeated_output (issue 15.9), one normalisation, RecordFilter.add without check()."""
 import pytest
 
-from selfinstruct.filters import (
+from selfinstruct.data.filters import (
     RecordFilter, clean_instances, filter_records, instance_reason, normalize, points_at_input,
     repeated_outputs,
 )
-from selfinstruct.records import read_examples, read_tasks
+from selfinstruct.data.records import read_examples, read_tasks
 
 
 @pytest.mark.parametrize("instruction, points", [

@@ -4,7 +4,7 @@ import json
 import pytest
 from rouge_score import rouge_scorer
 
-from selfinstruct.filters import (
+from selfinstruct.data.filters import (
     DEFAULT_BLACKLIST, Decision, RecordFilter, filter_records, instance_reason, instruction_reason,
     looks_like_classification, summary_lines, word_count,
 )
@@ -188,7 +188,7 @@ def test_an_output_that_repeats_the_instruction_is_unusable():
 
 
 def test_copied_examples_match_after_normalisation():
-    from selfinstruct.filters import copied_examples, example_key
+    from selfinstruct.data.filters import copied_examples, example_key
     shown = ["Add 2 and 3.", "Write a  poem\nabout rain:"]
     assert copied_examples(["add 2 and 3", '"Write a poem about rain"', "Add 2 and 4.", "Write a poem"], shown) == \
         [True, True, False, False]

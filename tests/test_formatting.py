@@ -1,6 +1,6 @@
 import pytest
 
-from selfinstruct.formatting import (
+from selfinstruct.data.formatting import (
     TemplateError, alpaca_prompt, check_template, cut_at_header, format_example, format_prompt, to_messages,
 )
 

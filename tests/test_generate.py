@@ -7,10 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct import cli, teachers
-from selfinstruct.generate import GenerateConfig, clean_instances, run
-from selfinstruct.formatting import to_messages
-from selfinstruct.journal import RunState
-from selfinstruct.writers import OutputError, read_jsonl_lenient
+from selfinstruct.generation.bootstrap import GenerateConfig, clean_instances, run
+from selfinstruct.data.formatting import to_messages
+from selfinstruct.generation.journal import RunState
+from selfinstruct.data.writers import OutputError, read_jsonl_lenient
 from selfinstruct.teachers import Completion, Usage
 
 WORDS = ("amber basalt cobalt dune ember fjord glacier harbor islet jungle karst lagoon mesa nebula oasis prairie "

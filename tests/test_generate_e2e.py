@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from selfinstruct import cli
-from selfinstruct.records import validate_example, validate_task
-from selfinstruct.writers import read_jsonl_lenient
+from selfinstruct.data.records import validate_example, validate_task
+from selfinstruct.data.writers import read_jsonl_lenient
 
 ROUND_KEYS = {"round", "requests", "retries", "failures", "prompt_tokens", "completion_tokens", "cost_usd",
               "candidates", "kept", "instances", "rejected", "seconds"}

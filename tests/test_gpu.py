@@ -8,9 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from selfinstruct.data import Collator, encode_rows
-from selfinstruct.loss import use_chunked_loss
-from selfinstruct.sft import attention_candidates
+from selfinstruct.training.examples import Collator, encode_rows
+from selfinstruct.training.loss import use_chunked_loss
+from selfinstruct.training.sft import attention_candidates
 from tiny import make_tiny_model_dir, make_tokenizer, tiny_config
 
 pytestmark = [pytest.mark.gpu,

@@ -63,16 +63,16 @@ def no_model_loads(monkeypatch):
     """Any model or teacher load fails the test: input checks must come first."""
     import transformers
 
-    import selfinstruct.evaluate
+    import selfinstruct.evaluation.evaluate
     import selfinstruct.models
     import selfinstruct.teachers
-    import selfinstruct.train
+    import selfinstruct.training.train
 
     def boom(*a, **k):
         raise AssertionError("a model or teacher was loaded before the input checks")
 
     for mod, name in ((selfinstruct.models, "load_model_and_tokenizer"), (selfinstruct.models, "resolve_model"),
-                      (selfinstruct.train, "resolve_model"), (selfinstruct.evaluate, "resolve_model"),
+                      (selfinstruct.training.train, "resolve_model"), (selfinstruct.evaluation.evaluate, "resolve_model"),
                       (selfinstruct.teachers, "make_teacher")):
         monkeypatch.setattr(mod, name, boom)
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)

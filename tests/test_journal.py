@@ -1,7 +1,7 @@
 """run.json keeps the settings of every invocation on a generate folder (issue 16.14)."""
 import json
 
-from selfinstruct.journal import invocations_of
+from selfinstruct.generation.journal import invocations_of
 
 
 def test_run_json_keeps_each_invocations_settings(tmp_path):

@@ -191,8 +191,7 @@ def test_smollm2_chat_answers_hold_to_a_json_schema():
     sampled reply is JSON of the schema's shape (without the grammar, few are)."""
     import json
 
-    from selfinstruct import prompts as P
-
+    from selfinstruct.generation import prompts as P
     need_llama_cpp()
     t = make_teacher("smollm2", batch_size=4, seed=1)
     try:

@@ -5,8 +5,8 @@ import pytest
 import torch
 from transformers.loss.loss_utils import ForCausalLMLoss
 
-from selfinstruct.data import Collator, encode_rows
-from selfinstruct.loss import causal_lm_loss, use_chunked_loss
+from selfinstruct.training.examples import Collator, encode_rows
+from selfinstruct.training.loss import causal_lm_loss, use_chunked_loss
 from tiny import make_tokenizer, tiny_config
 
 ROWS = [{"instruction": "What is the capital of France?", "input": "", "output": "Paris."},

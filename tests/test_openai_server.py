@@ -302,7 +302,7 @@ def test_no_choices_and_empty_content_are_answers_not_crashes():
 
 def test_katan_json_object_answers_json_of_the_wrong_shape(katan):
     """llm-katan's echo backend answers {"response": ...} under json_object: the parsers reject it."""
-    from selfinstruct.parsing import parse_instances, parse_instructions
+    from selfinstruct.generation.parsing import parse_instances, parse_instructions
 
     t = teacher(katan)
     t.format = "json_object"

@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfinstruct.parsing import (clean_text, parse_alpaca, parse_instances, parse_instructions,
+from selfinstruct.generation.parsing import (clean_text, parse_alpaca, parse_instances, parse_instructions,
                                   parse_yes_no)
 
 

@@ -1,6 +1,5 @@
 """The PNG plots: the rounds legend stays clear of the bars, the loss curve."""
 from selfinstruct import plots
-
 ROUNDS = [{"round": n, "kept": 3 + n, "rejected": {"similar": 20, "too_short": 4, "no_instances": 3,
                                                    "blacklist:image": 2, "truncated": 1}} for n in (1, 2, 3)]
 

@@ -1,7 +1,6 @@
 import random
 
-from selfinstruct import prompts as P
-
+from selfinstruct.generation import prompts as P
 SEEDS = [f"Seed task {i}." for i in range(10)]
 POOL = ["Machine task a.", "Machine task b.", "Machine task c."]
 TASK = {"instruction": "Sort the numbers:", "instances": [{"input": "3, 1", "output": "1, 3"}],
@@ -50,7 +49,7 @@ def test_chat_instruction_prompt_asks_per_topic_and_shows_examples_inline(monkey
 
 
 def test_topics_hold_no_blacklisted_word():
-    from selfinstruct.filters import instruction_reason
+    from selfinstruct.data.filters import instruction_reason
     assert [t for t in P.topics() if instruction_reason(f"Write one task about {t}.")] == []
 
 

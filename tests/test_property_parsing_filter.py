@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from campaign import record
-from selfinstruct.filters import filter_records
-from selfinstruct.parsing import MAX_ITEM_CHARS, parse_alpaca, parse_instances, parse_instructions, parse_yes_no
-from selfinstruct.records import InputError, read_examples
+from selfinstruct.data.filters import filter_records
+from selfinstruct.generation.parsing import MAX_ITEM_CHARS, parse_alpaca, parse_instances, parse_instructions, parse_yes_no
+from selfinstruct.data.records import InputError, read_examples
 from selfinstruct.teachers import Completion, Usage
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -60,9 +60,9 @@ class GarbageTeacher:
 
 @pytest.mark.parametrize("kind", sorted(GARBAGE))
 def test_garbage_completions_are_counted_not_crashed(tmp_path, kind):
-    from selfinstruct.generate import GenerateConfig, run
-    from selfinstruct.journal import RunState
-    from selfinstruct.seeds import load_seeds
+    from selfinstruct.generation.bootstrap import GenerateConfig, run
+    from selfinstruct.generation.journal import RunState
+    from selfinstruct.data.seeds import load_seeds
 
     cfg = GenerateConfig(rounds=1, teacher="garbage", prompts_per_round=2, instances=3)
     state = RunState(tmp_path / "run", cfg.run_json(), load_seeds())

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from selfinstruct.records import InputError, read_any, read_examples, read_tasks
-from selfinstruct.writers import (
+from selfinstruct.data.records import InputError, read_any, read_examples, read_tasks
+from selfinstruct.data.writers import (
     JsonlWriter, OutputError, check_writable, read_jsonl_lenient, repair_jsonl, write_jsonl,
 )
 

@@ -3,8 +3,8 @@ import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from selfinstruct.records import InputError, read_examples
-from selfinstruct.writers import read_jsonl_lenient, write_jsonl
+from selfinstruct.data.records import InputError, read_examples
+from selfinstruct.data.writers import read_jsonl_lenient, write_jsonl
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 text = st.text(max_size=40)

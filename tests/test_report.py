@@ -7,8 +7,8 @@ from click.testing import CliRunner
 from rouge_score import rouge_scorer
 
 from selfinstruct.cli import main
-from selfinstruct.eval_report import md_block, render_html, render_markdown
-from selfinstruct.report import leading_verbs, leading_word, max_similarities, similarities
+from selfinstruct.evaluation.report import md_block, render_html, render_markdown
+from selfinstruct.generation.report import leading_verbs, leading_word, max_similarities, similarities
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -148,7 +148,7 @@ def eval_fixture():
     metrics = {n: {"rows": 2, "rouge_l": sum(x["rouge_l"] for x in v) / 2, "exact_match": None,
                    "classification_rows": 0, "empty": 0.0, "echo": 0.0, "runaway": 0.0, "words": 1.0,
                    "seconds": 1.0} for n, v in scored.items()}
-    from selfinstruct.evaluate import compare_models
+    from selfinstruct.evaluation.evaluate import compare_models
 
     summary = {"data": "d.jsonl", "rows": 2, "limit": None, "seed": 0, "template": "alpaca",
                "max_new_tokens": 8, "temperature": 0.0, "models": ["A", "B<i>"], "metrics": metrics,

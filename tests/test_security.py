@@ -70,7 +70,7 @@ def test_api_key_redacted_when_the_server_is_unreachable(tmp_path, caplog):
 
 
 def test_key_is_not_a_config_field():
-    from selfinstruct.generate import GenerateConfig
+    from selfinstruct.generation.bootstrap import GenerateConfig
 
     assert not any("key" in k for k in GenerateConfig().run_json())
 
@@ -81,7 +81,7 @@ def test_key_is_not_a_config_field():
 def test_no_from_pretrained_forces_remote_code():
     """Every from_pretrained call in the package passes trust_remote_code through a variable (or not at all)."""
     calls = []
-    for path in (ROOT / "selfinstruct").glob("*.py"):
+    for path in (ROOT / "selfinstruct").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "from_pretrained":
                 kw = {k.arg: k.value for k in node.keywords}
@@ -187,7 +187,7 @@ def test_pickle_checkpoint_is_refused(tmp_path, pickle_model, command):
 def test_model_text_never_becomes_a_path(tmp_path, monkeypatch):
     """Instructions that look like paths stay data: only the run's own files are written."""
     from fake_teacher import FakeTeacher, run
-    from selfinstruct.journal import FILES
+    from selfinstruct.generation.journal import FILES
 
     evil = ["Summarize ../../escape/owned.txt for a careful beginner reader",
             "Explain what /tmp/selfinstruct-pwned/x.txt contains in three sentences",

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from rouge_score import rouge_scorer, tokenizers
 
-from selfinstruct.filters import instance_reason, instruction_reason
-from selfinstruct.records import InputError
-from selfinstruct.seeds import MIN_SEEDS, default_seeds_path, load_seeds, seed_stats
+from selfinstruct.data.filters import instance_reason, instruction_reason
+from selfinstruct.data.records import InputError
+from selfinstruct.data.seeds import MIN_SEEDS, default_seeds_path, load_seeds, seed_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds" / "seed_tasks.jsonl"
@@ -249,7 +249,7 @@ def test_a_built_wheel_ships_and_finds_the_seeds(tmp_path):
     target = tmp_path / "site"
     subprocess.run(pip + ["install", "--no-deps", "--target", str(target), str(wheel)], check=True,
                    capture_output=True)
-    code = ("import json, selfinstruct.seeds as s; t = s.load_seeds(); "
+    code = ("import json, selfinstruct.data.seeds as s; t = s.load_seeds(); "
             "print(json.dumps([s.__file__, len(t), t[-1]['id']]))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target)},
                          check=True, capture_output=True, text=True).stdout

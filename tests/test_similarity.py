@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from rapidfuzz.distance import Indel
 from rouge_score import rouge_scorer
 
-from selfinstruct.similarity import RougeIndex, _fast_tokens, fmeasure, rouge_l, tokenize
+from selfinstruct.data.similarity import RougeIndex, _fast_tokens, fmeasure, rouge_l, tokenize
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 TRICKY = ["", "   ", "İstanbul KELVIN \u212a ß ﬁne naïve café 3.14 x_y a-b", "Ünïcödé only", "中文 text 123",

@@ -1,11 +1,11 @@
-"""selfinstruct.stats: bootstrap intervals with known answers, paired comparisons, the collapse rule."""
+"""selfinstruct.evaluation.stats: bootstrap intervals with known answers, paired comparisons, the collapse rule."""
 import math
 import random
 import statistics
 
 import pytest
 
-from selfinstruct.stats import (answer_diversity, bootstrap_ci, headline, is_collapse, paired_comparison,
+from selfinstruct.evaluation.stats import (answer_diversity, bootstrap_ci, headline, is_collapse, paired_comparison,
                                 verdict)
 
 

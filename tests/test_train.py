@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from selfinstruct.cli import main
-from selfinstruct.data import token_batches
-from selfinstruct.train import TrainOptions, train, training_arguments
+from selfinstruct.training.examples import token_batches
+from selfinstruct.training.train import TrainOptions, train, training_arguments
 from tiny import make_tiny_model_dir
 
 WORDS = ["apple", "river", "stone", "cloud", "green", "seven", "light", "table", "music", "north"]
@@ -202,7 +202,8 @@ def test_max_batch_tokens_batches_by_tokens(setup, tmp_path):
     # one optimizer step per token-budget batch: 16 examples of ~30 tokens, at most 120 tokens a batch
     from transformers import AutoTokenizer
 
-    from selfinstruct.data import encode_rows, load_rows, split_rows
+    from selfinstruct.data.sources import load_rows
+    from selfinstruct.training.examples import encode_rows, split_rows
 
     tok = AutoTokenizer.from_pretrained(base)
     train_rows, _ = split_rows(load_rows(data), 0.2, 1)
@@ -236,7 +237,7 @@ def test_report_to_tensorboard(setup, tmp_path):
 
 
 def test_warnings_for_data_too_small_to_learn_from():
-    from selfinstruct.train import MIN_ROWS, overfit_warning, small_data_warning
+    from selfinstruct.training.train import MIN_ROWS, overfit_warning, small_data_warning
 
     assert small_data_warning(MIN_ROWS) is None and "only 2 training examples" in small_data_warning(2)
     memorised = [{"loss": 2.0}, {"eval_loss": 1.5}, {"loss": 0.01}, {"eval_loss": 1.9}]
@@ -250,7 +251,7 @@ def test_warnings_for_data_too_small_to_learn_from():
                                                         (True, "float32", False)])
 def test_cpu_settings_use_bf16_only_where_the_cpu_computes_it(monkeypatch, native_bf16, forced, bf16):
     import selfinstruct.models as models
-    from selfinstruct.train import device_settings
+    from selfinstruct.training.train import device_settings
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(models, "cpu_has_bf16", lambda: native_bf16)
@@ -270,7 +271,7 @@ def test_a_disk_too_small_for_a_checkpoint_is_refused_before_the_model_loads(set
 
     from transformers import AutoModelForCausalLM
 
-    from selfinstruct.sft import disk_needed, parameter_count
+    from selfinstruct.training.sft import disk_needed, parameter_count
 
     root, base, data = setup
     n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(base).parameters())

@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from selfinstruct.writers import atomic_write_json, atomic_write_text, write_jsonl
+from selfinstruct.data.writers import atomic_write_json, atomic_write_text, write_jsonl
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def test_replacing_a_file_keeps_its_mode(tmp_path, umask):
 
 
 def test_check_out_dir_one_rule_for_every_command(tmp_path):
-    from selfinstruct.writers import OutputError, check_out_dir
+    from selfinstruct.data.writers import OutputError, check_out_dir
 
     assert check_out_dir(tmp_path / "new") == tmp_path / "new"            # created later by the caller
     (tmp_path / "empty").mkdir()

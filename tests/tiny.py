@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selfinstruct.formatting import PROMPT_INPUT, PROMPT_NO_INPUT
+from selfinstruct.data.formatting import PROMPT_INPUT, PROMPT_NO_INPUT
 
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]  # ids 0, 1, 2, 3 (Gemma's order)
 CHAT_TEMPLATE = (

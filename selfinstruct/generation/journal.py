@@ -17,10 +17,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from . import writers
+from ..data import writers
 from .budget import recorded_cost
-from .formatting import to_messages
-from .writers import JsonlWriter, OutputError, atomic_write_json, read_jsonl_lenient, write_jsonl
+from ..data.formatting import to_messages
+from ..data.writers import JsonlWriter, OutputError, atomic_write_json, read_jsonl_lenient, write_jsonl
 
 FILES = ("tasks.jsonl", "data.jsonl", "data.messages.jsonl", "rejected.jsonl", "responses.jsonl", "stats.json",
          "run.json")

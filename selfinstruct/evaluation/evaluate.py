@@ -1,6 +1,6 @@
 """`selfinstruct eval`: each model answers held-out instructions; answers are scored.
 
-Prompts come from :mod:`selfinstruct.formatting` (the same text `train` used).
+Prompts come from :mod:`selfinstruct.data.formatting` (the same text `train` used).
 Generation is batched with left padding, greedy by default, stops at EOS or at an
 echoed template header, and is cut at the first header (``cut_at_header``).
 
@@ -21,11 +21,11 @@ import random
 import time
 from pathlib import Path
 
-from .eval_metrics import _mean, compare_models, has_header, pick_examples, score_answer, summarize
-from .formatting import format_prompt, TemplateError
-from .models import ModelError, load_error, resolve_model
-from .records import InputError, read_examples
-from .writers import atomic_write_json, check_new_files, write_jsonl
+from .metrics import _mean, compare_models, has_header, pick_examples, score_answer, summarize
+from ..data.formatting import format_prompt, TemplateError
+from ..models import ModelError, load_error, resolve_model
+from ..data.records import InputError, read_examples
+from ..data.writers import atomic_write_json, check_new_files, write_jsonl
 
 RESULT_FILES = ("results.jsonl", "metrics.json", "judge.jsonl", "report.md", "report.html")
 
@@ -78,7 +78,7 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 256,
 
     The teachers' batched generation (one EOS rule for both), plus a stop at a template header.
     """
-    from .teachers.hf import generate as generate_ids
+    from ..teachers.hf import generate as generate_ids
 
     out: list[dict | None] = [None] * len(prompts)
     ids = encode_batch(tokenizer, prompts, template)
@@ -137,7 +137,7 @@ def check_model_files(path: str, spec: str, trust_remote_code: bool = False) -> 
 
 def _load_model(path: str, spec: str, trust_remote_code: bool):
     """load_model_and_tokenizer; a model that does not load is one line naming the spec the user gave."""
-    from .models import ModelError, generation_dtype, load_model_and_tokenizer
+    from ..models import ModelError, generation_dtype, load_model_and_tokenizer
 
     try:
         return load_model_and_tokenizer(path, dtype=generation_dtype(), trust_remote_code=trust_remote_code)
@@ -160,7 +160,7 @@ def _open_judge(judge: str | None, models: list[str], base_url: str | None, api_
         return None
     if len(models) < 2:
         raise InputError("--judge", None, "the judge compares two models; give a second --model")
-    from .teachers import TeacherError, make_teacher, parse_spec
+    from ..teachers import TeacherError, make_teacher, parse_spec
 
     try:
         if parse_spec(judge)[0] != "openai":
@@ -253,7 +253,7 @@ def _run(rows, names, paths, models, prompts, data, out, teacher, judge, *, limi
                                              [s["answer"] for s in scored[names[0]]],
                                              [s["answer"] for s in scored[names[1]]], teacher=teacher, log=log)
 
-    from .eval_report import write_eval_reports
+    from .report import write_eval_reports
 
     check_new_files(out, RESULT_FILES)                        # 5. every answer is in: write (still nothing
     out.mkdir(parents=True, exist_ok=True)                    #    overwritten, should another run have written)

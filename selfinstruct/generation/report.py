@@ -10,8 +10,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .records import InputError
-from .writers import OutputError, atomic_write_text, check_writable, read_jsonl_lenient
+from ..data.records import InputError
+from ..data.writers import OutputError, atomic_write_text, check_writable, read_jsonl_lenient
 
 RECOMPUTE_MAX = 1000   # recompute missing similarities (all pairs, ~5 s at 1000) up to this many
 TOP_VERBS = 20
@@ -70,7 +70,7 @@ def max_similarities(instructions: list[str], references: list[str] = ()) -> lis
 
     The filter's exact index with floor 0 scores every pair that shares a word; the rest score 0.
     """
-    from .similarity import RougeIndex
+    from ..data.similarity import RougeIndex
 
     index = RougeIndex(floor=0.0)
     for ref in references:
@@ -89,7 +89,7 @@ def max_similarities(instructions: list[str], references: list[str] = ()) -> lis
 
 def seed_instructions(config: dict) -> list[str]:
     """The run's seed instructions (run.json `seeds`, else the packaged ones); [] if unreadable."""
-    from .seeds import load_seeds
+    from ..data.seeds import load_seeds
 
     try:
         return [t["instruction"] for t in load_seeds(config.get("seeds"))]
@@ -214,7 +214,7 @@ def render_run_markdown(s: dict, run_dir, config: dict) -> str:
 
 def write_run_report(run_dir, out=None, *, overwrite: bool = False) -> Path:
     """Write report.md and the plots into ``out`` (default RUN_DIR/report); returns report.md."""
-    from . import plots
+    from .. import plots
 
     run = load_run(run_dir)
     out = Path(out) if out else run["dir"] / "report"

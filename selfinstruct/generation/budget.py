@@ -18,8 +18,8 @@ import math
 import random
 
 from . import prompts as P
-from .records import InputError
-from .teachers import Usage
+from ..data.records import InputError
+from ..teachers import Usage
 
 CHARS_PER_TOKEN = 4      # the approximation when the teacher's tokenizer is not local
 MESSAGE_TOKENS = 4       # chat formatting around each message (role, separators)
@@ -147,7 +147,7 @@ class TokenCounter:
     """Prompt tokens by the teacher's own tokenizer when it is local, else characters / 4."""
 
     def __init__(self, spec: str, endpoint: str = "chat"):
-        from .teachers import parse_spec
+        from ..teachers import parse_spec
 
         kind, target = parse_spec(spec)
         self.tokenizer = None
@@ -159,7 +159,7 @@ class TokenCounter:
         try:
             self.tokenizer = _local_tokenizer(kind, target)
         except (OSError, ValueError) as e:
-            from .models import load_error
+            from ..models import load_error
 
             raise load_error(target, e) from None
         # as make_teacher: packaged models are chat only for smollm2, GGUF files always, hf: by template
@@ -185,7 +185,7 @@ def _local_tokenizer(kind: str, target: str):
 
     from transformers import AutoTokenizer
 
-    from .models import _gguf_sources, converted_dir, packaged_gguf, resolve_model
+    from ..models import _gguf_sources, converted_dir, packaged_gguf, resolve_model
 
     if kind == "hf":
         return AutoTokenizer.from_pretrained(resolve_model(target))

@@ -1,6 +1,6 @@
 """The Self-Instruct bootstrap loop: propose, screen, classify, add instances, keep.
 
-Each stage is its own function; :class:`~selfinstruct.journal.RunState` owns the
+Each stage is its own function; :class:`~selfinstruct.generation.journal.RunState` owns the
 files. One round (``run_round``):
 
 1. ``propose``: ``prompts_per_round`` prompts of 8 shown instructions (6 seeds +
@@ -25,11 +25,11 @@ from typing import Callable
 
 from . import prompts as P
 from .budget import cost_text, round_note
-from .filters import clean_instances, copied_examples, looks_like_classification, repeated_outputs
+from ..data.filters import clean_instances, copied_examples, looks_like_classification, repeated_outputs
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
 from .screen import Screen, build_screen, screen
-from .teachers import Usage, estimate_cost, in_order, iter_complete
+from ..teachers import Usage, estimate_cost, in_order, iter_complete
 
 STYLES = ("selfinstruct", "alpaca")
 MAX_INSTANCES = 5
@@ -321,7 +321,7 @@ def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], 
     """Run rounds ``state.next_round .. cfg.rounds``; returns the stats. ``decontam``: an index
     already loaded from ``cfg.decontaminate`` (else it is loaded here)."""
     if decontam is None and cfg.decontaminate:
-        from .decontam import load_index
+        from ..data.decontam import load_index
         decontam = load_index(cfg.decontaminate)
     state.start(teacher.name)
     gate = build_screen(cfg, state, decontam)

@@ -1,7 +1,7 @@
 """Record -> (prompt, completion) text. One place, used by `train` and `eval`.
 
 Step one of two (torchtune style): this module turns a record into text;
-``data.py`` turns text into tokens and labels.
+``training/examples.py`` turns text into tokens and labels.
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
-from .writers import atomic_write_text
+from ..data.writers import atomic_write_text
 
 METRICS = [  # (key, label, kind)
     ("rouge_l", "ROUGE-L F1 (mean)", "float"),
@@ -53,7 +53,7 @@ def lead_lines(summary: dict) -> list[str]:
 
 def collapse_lines(summary: dict, scored: dict) -> list[tuple[str, str]]:
     """(text, an answer as the model wrote it) for each model flagged as collapsed."""
-    from .eval_metrics import normalize
+    from .metrics import normalize
 
     out = []
     for n in summary["models"]:

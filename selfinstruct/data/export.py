@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .data import data_file, load_rows
+from .sources import data_file, load_rows
 from .formatting import format_example, to_messages
 from .records import InputError, row_kind
 from .writers import OutputError, atomic_write_text, check_out_folder, check_writable, write_jsonl
@@ -91,7 +91,7 @@ def hf_rows(rows: list[dict], path) -> list[dict]:
 def load_tokenizer(model: str | None):
     from transformers import AutoTokenizer
 
-    from .models import load_error, resolve_model
+    from ..models import load_error, resolve_model
 
     path = resolve_model(model)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from .formatting import HEADERS, cut_at_header
+from ..data.formatting import HEADERS, cut_at_header
 from .stats import answer_diversity, headline, is_collapse, paired_comparison
 
 ECHO_MIN_INPUT_WORDS = 8

@@ -132,7 +132,7 @@ def check_disk(out, model_path: str) -> str | None:
     a warning when the whole run may not (a full disk stops training mid-save)."""
     import shutil
 
-    from .writers import OutputError, nearest_existing
+    from ..data.writers import OutputError, nearest_existing
 
     n = parameter_count(model_path)
     if n is None:

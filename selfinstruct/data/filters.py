@@ -299,7 +299,7 @@ def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: st
     Kept rows gain ``similarity`` and ``most_similar``; rejected rows gain ``reason`` (and,
     for "similar", the same two fields). ``stats`` has the counts, seconds and pairs
     compared/pruned. ``against`` instructions are indexed first and never output.
-    ``decontam`` (a :class:`~selfinstruct.decontam.DecontamIndex`) rejects rows that leak an
+    ``decontam`` (a :class:`~selfinstruct.data.decontam.DecontamIndex`) rejects rows that leak an
     eval row first, as "contaminated" with the ``rule`` and the ``eval_row`` matched.
     """
     start = time.perf_counter()

@@ -4,10 +4,11 @@ import json
 import pytest
 import torch
 
-from selfinstruct.data import (IGNORE_INDEX, Collator, encode_example, encode_rows, group_examples, load_rows,
-                               split_rows, token_batches)
-from selfinstruct.formatting import format_example
-from selfinstruct.records import InputError
+from selfinstruct.data.sources import load_rows
+from selfinstruct.training.examples import (IGNORE_INDEX, Collator, encode_example, encode_rows, group_examples,
+                                            split_rows, token_batches)
+from selfinstruct.data.formatting import format_example
+from selfinstruct.data.records import InputError
 from tiny import CORPUS as CORPUS_EXTRA
 from tiny import make_tokenizer, tiny_config
 

@@ -20,14 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from . import data as D
-from .formatting import TemplateError, check_template
-from .models import ModelError, load_error, resolve_model
-from .records import InputError
+from . import examples as D
+from ..data.formatting import TemplateError, check_template
+from ..models import ModelError, load_error, resolve_model
+from ..data.records import InputError
+from ..data.sources import data_file, load_rows
 from .sft import (
     attention_candidates, batch_tokens_default, check_disk, report_callbacks, report_to_error, report_to_list,
 )
-from .writers import (
+from ..data.writers import (
     JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
 )
 
@@ -144,7 +145,7 @@ def device_settings(attn: str = "auto") -> dict:
 
     import torch
 
-    from .models import cpu_has_bf16
+    from ..models import cpu_has_bf16
 
     fp32 = os.environ.get("SELFINSTRUCT_DTYPE") == "float32"
     if torch.cuda.is_available():
@@ -286,7 +287,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     skipped: list[InputError] = []
     if opts.template not in ("alpaca", "chat"):
         raise ModelError(f"unknown template '{opts.template}' (choose alpaca or chat)")
-    rows = D.load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped)
+    rows = load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped)
     for err in skipped:
         warn(f"skipped {err}")
     if report_to_error(opts.report_to):
@@ -295,7 +296,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         import torch
 
         opts = dataclasses.replace(opts, max_batch_tokens=batch_tokens_default(torch.cuda.is_available()))
-    saved_args = {**dataclasses.asdict(opts), "data_sha256": sha256_file(D.data_file(opts.data))}
+    saved_args = {**dataclasses.asdict(opts), "data_sha256": sha256_file(data_file(opts.data))}
     last_ckpt = check_out_dir(opts, saved_args)
 
     # 2. tokenizer (cheap) and template check, then the split and the tokens
@@ -319,7 +320,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     train_ex, dropped_train = D.encode_rows(train_rows, tokenizer, opts.template, opts.max_length)
     val_ex, dropped_val = D.encode_rows(val_rows, tokenizer, opts.template, opts.max_length)
     if not train_ex:
-        raise InputError(D.data_file(opts.data), None,
+        raise InputError(data_file(opts.data), None,
                          f"no training row left: every response is cut by --max-length {opts.max_length}")
     n_tokens, n_trained = D.count_tokens(train_ex)
     data_info = {"type": "data", "step": 0, "rows": len(rows), "skipped_invalid": len(skipped),
@@ -387,6 +388,6 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     if trainer.is_world_process_zero():
         with JsonlWriter(metrics_path) as w:
             w.write(summary)
-        from .plots import plot_losses
+        from ..plots import plot_losses
         plot_losses(read_jsonl_lenient(metrics_path), out / "loss.png")
     return summary

@@ -8,8 +8,8 @@ attributes (``generate.Candidate``).
 """
 from __future__ import annotations
 
-from .filters import instruction_reason
-from .similarity import RougeIndex
+from ..data.filters import instruction_reason
+from ..data.similarity import RougeIndex
 
 
 def gate_key(instruction: str) -> str:

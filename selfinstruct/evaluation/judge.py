@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 
-from .prompts import fill, template
+from ..generation.prompts import fill, template
 
 _VERDICT = re.compile(r"verdict\s*[:=\-]?\s*\**\s*\"?\(?(1|2|tie|a|b)\b", re.I)
 _BARE = re.compile(r"^\W*(1|2|tie|a|b)\W*$", re.I)
@@ -103,8 +103,8 @@ def run_judge(spec: str, rows: list[dict], name_a: str, name_b: str, answers_a: 
 
     Returns the summary for metrics.json and one record per row for judge.jsonl.
     """
-    from .teachers import TeacherError, make_teacher
-    from .models import ModelError
+    from ..teachers import TeacherError, make_teacher
+    from ..models import ModelError
 
     own = teacher is None
     try:

@@ -11,7 +11,7 @@ A row (instruction + input) is *contaminated* when, against some eval row:
 
 :class:`DecontamIndex` hashes every eval word n-gram once, so a check costs one dict look-up
 per n-gram of the row, never a pass over the eval rows. The ROUGE rule looks only at the eval
-rows with the same input (a :class:`~selfinstruct.similarity.RougeIndex` when there are many,
+rows with the same input (a :class:`~selfinstruct.data.similarity.RougeIndex` when there are many,
 as for rows with no input). Every hit names the eval row (its file and line) and the rule.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import regex
 
-from .data import data_file
+from .sources import data_file
 from .evalset import resolve_eval_data
 from .records import InputError, flatten_task, read_any, row_kind
 from .similarity import RougeIndex, rouge_l, tokenize

@@ -1,0 +1,10 @@
+"""Generation: grow tasks from seed tasks with a teacher (the Self-Instruct bootstrap loop).
+
+Entry points: ``bootstrap.run`` (the loop behind `selfinstruct generate`), ``budget.dry_run_lines``
+(`--dry-run`), ``report.write_run_report`` (`selfinstruct report`).
+
+``prompts`` builds the teacher's prompts from package templates, ``parsing`` reads its answers,
+``screen`` drops bad or near-duplicate candidates, ``journal`` owns the run folder's files (so a run
+resumes after a crash), and ``budget`` counts tokens and cost. It reads and writes through ``data``
+and talks to a teacher through ``teachers``.
+"""
