@@ -91,7 +91,7 @@ def test_each_stage_is_a_folder_that_says_what_it_does():
         assert doc and "Entry point" in doc, stage
         assert len(init.read_text().splitlines()) < 20, f"{stage}/__init__.py: a few lines, not re-exports"
     flat = sorted(p.name for p in PKG.glob("*.py"))
-    assert flat == ["__init__.py", "cli.py", "demo.py", "models.py", "plots.py"]
+    assert flat == ["__init__.py", "demo.py", "models.py", "plots.py"]
 
 
 def test_no_stage_imports_a_stage_above_it():

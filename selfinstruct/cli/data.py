@@ -1,0 +1,86 @@
+"""`filter` and `export`: the data stage's commands."""
+from __future__ import annotations
+
+import click
+
+from ..data.writers import OutputError
+
+@click.command("filter")
+@click.argument("input_path", metavar="INPUT", type=click.Path())
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Write the kept rows here (JSONL; must not exist).")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
+              help="Also write the rejected rows, each with a 'reason' (JSONL; must not exist).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="Reject an instruction whose ROUGE-L F1 with a kept or --against one is above this.")
+@click.option("--against", "against_paths", multiple=True, type=click.Path(),
+              help="Instructions to compare against but not output (seed tasks, an earlier set). Repeatable.")
+@click.option("--no-heuristics", is_flag=True,
+              help="Only the similarity and exact-duplicate checks; skip length/blacklist/etc. rules.")
+@click.option("--tokenizer", type=click.Choice(["rouge", "unicode"]), default="rouge", show_default=True,
+              help="rouge: rouge-score's (ASCII words only). unicode: words in any script, CJK per character; "
+                   "also turns off the English-only rules.")
+@click.option("--blacklist", default=None, metavar="WORD,...",
+              help="Comma-separated words that mark tasks a text model cannot do (replaces the default "
+                   "list: image, graph, file, map, draw, plot, go to, video, audio, ...; '' for none).")
+@click.option("--exact-above", "floor", type=click.FloatRange(0, 1), default=None,
+              help="Report kept rows' similarity exactly when above this (else null). Default: 0 "
+                   "(always exact) up to 10,000 rows, else the threshold (fastest).")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (and count them) instead of stopping.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
+              help="Reject rows that leak a row of this eval file (any file eval or train reads; 'packaged' "
+                   "for the packaged eval set) as 'contaminated', naming the eval row and rule. Repeatable.")
+@click.option("--include-seeds", "seeds_path", default=None, metavar="SEEDS",
+              help="Put every instance of these seed tasks ('packaged' for the packaged 175) before INPUT's rows "
+                   "and filter them alike, as the paper's fine-tuning data includes its seed tasks.")
+def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
+               blacklist, floor, skip_invalid, no_progress, eval_paths, seeds_path):
+    """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
+    import os
+
+    from ..data.filters import blacklist_words, filter_file, summary_lines
+    from ..data.writers import check_writable, write_jsonl
+
+    outs = [out_path] + ([rejected_path] if rejected_path else [])
+    if rejected_path and os.path.abspath(rejected_path) == os.path.abspath(out_path):
+        raise OutputError("--out and --rejected must be different files")
+    for p in outs:
+        check_writable(p)
+    if floor is not None and floor > threshold:
+        raise click.BadParameter("must be at most --threshold", param_hint="--exact-above")
+    skipped: list = []
+    kept, rejected, stats = filter_file(
+        input_path, seeds=seeds_path, against_paths=against_paths, eval_paths=eval_paths,
+        blacklist=blacklist_words(blacklist), floor=floor, threshold=threshold, skip_invalid=skip_invalid,
+        skipped=skipped, tokenizer=tokenizer, heuristics=not no_heuristics, progress=not no_progress)
+    write_jsonl(out_path, kept)
+    if rejected_path:
+        write_jsonl(rejected_path, rejected)
+    stats["skipped_invalid"] = len(skipped)
+    for err in skipped[:5]:
+        click.echo(f"skipped: {err}", err=True)
+    for line in summary_lines(stats, out_path, rejected_path):
+        click.echo(line, err=True)
+
+
+@click.command("export")
+@click.argument("source", type=click.Path())
+@click.option("--format", "fmt", required=True, metavar="FORMAT",
+              help="alpaca, prompt-completion, messages, sharegpt, or hf (a folder datasets.load_dataset reads).")
+@click.option("--out", required=True, type=click.Path(),
+              help="Output JSONL file, or folder for --format hf (must not exist; never overwritten).")
+@click.option("--template", type=click.Choice(["alpaca", "chat"]), default="alpaca", show_default=True,
+              help="prompt-completion: render the prompt with the template `train --template` uses.")
+@click.option("--model", default=None,
+              help="prompt-completion with --template chat: the model whose chat template renders the prompt.")
+@click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+def export_cmd(source, fmt, out, template, model, skip_invalid):
+    """Write a generate run folder or a data file as FORMAT rows other tools read as they are."""
+    from ..data.export import export
+
+    skipped: list = []
+    res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped)
+    for err in skipped[:5]:
+        click.echo(f"skipped: {err}", err=True)
+    click.echo(f"{res['rows']} {fmt} rows -> {res['out']}" + (f" (skipped {len(skipped)} invalid)" if skipped else ""))
