@@ -77,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "empty; default outputs/demo-<UTC timestamp>, new on each run). `make demo OUT=DIR` sets it.")
     p.add_argument("--quick", action="store_true", help="Smallest sizes: checks the pipeline in about 5 minutes.")
     p.add_argument("--eval-data", default=None, help="Rows with references for step 4 (default: see above).")
+    p.add_argument("--control", action="store_true", help="Also train a seeds-only model with the same steps and "
+                   "print what the generated rows add: tuned (seeds + generated) against it, with its interval.")
     args = p.parse_args(argv)
     args.out = Path(args.out) if args.out else default_out()
     return args
@@ -96,6 +98,34 @@ def closing_lines(gen: Path, ev: Path) -> list[str]:
     except (OSError, KeyError, ValueError) as e:
         lines.append(f"(no headline: {e})")
     return lines
+
+
+def seeds_only(kept: Path, out: Path) -> int:
+    """The control's training file: the rows of step 2's output that are seed tasks (``seed: true``)."""
+    import json
+
+    rows = [line for line in kept.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("seed")]
+    out.write_text("".join(line + "\n" for line in rows), encoding="utf-8")
+    return len(rows)
+
+
+def generated_value(ev: Path) -> str:
+    """One line: the tuned model (seeds + generated) against the seeds-only control, on the same rows.
+
+    ``eval`` compares each model with the first (the base); this pairs the second and third models of
+    its results.jsonl (tuned, control), in the order they were given."""
+    import json
+
+    from .evaluation.stats import headline, paired_comparison
+
+    by_model: dict[str, list[tuple[int, float]]] = {}
+    for line in (ev / "results.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        by_model.setdefault(r["model"], []).append((r["row"], r["rouge_l"]))
+    _, tuned, control = [[s for _, s in sorted(v)] for v in by_model.values()]
+    cmp = paired_comparison(control, tuned)
+    return "what the generated rows add: " + headline("the seeds-only control", "seeds + generated", cmp)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,11 +158,20 @@ def main(argv: list[str] | None = None) -> int:
                          "--max-steps", size["steps"], "--batch-size", size["batch"], "--lr", size["lr"],
                          "--max-length", size["max_length"], "--val-fraction", 0.1, "--eval-steps", 0.5,
                          "--logging-steps", 5)
+    if args.control:
+        control = out / "control"
+        n = seeds_only(kept, out / "seeds_only.jsonl")
+        print(f"control: the same training on the {n} seed-task rows alone", flush=True)
+        times["train control"] = cli("train", "--data", out / "seeds_only.jsonl", "--model", "embedded",
+                                     "--out", control, "--max-steps", size["steps"], "--batch-size", size["batch"],
+                                     "--lr", size["lr"], "--max-length", size["max_length"], "--val-fraction", 0.1,
+                                     "--eval-steps", 0.5, "--logging-steps", 5)
 
     data, why = eval_data(model, args.eval_data)
     stage(4, f"eval: base vs tuned on {size['limit']} rows")
     print(f"eval data: {data} ({why})", flush=True)
-    times["eval"] = cli("eval", "--model", "embedded", "--model", model, "--data", data, "--out", ev,
+    models = ["--model", "embedded", "--model", model] + (["--model", out / "control"] if args.control else [])
+    times["eval"] = cli("eval", *models, "--data", data, "--out", ev,
                         "--limit", size["limit"], "--max-new-tokens", size["new"], "--batch-size", size["eval_batch"])
 
     stage(5, "report: the generate run")
@@ -141,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n=== done " + "=" * 60)
     for line in closing_lines(gen, ev):
         print(line)
+    if args.control:
+        print(generated_value(ev))
     print("stage times (wall / CPU s): " + ", ".join(f"{k} {w:.0f}/{c:.0f}" for k, (w, c) in times.items())
           + f"; total {sum(w for w, _ in times.values()):.0f}/{sum(c for _, c in times.values()):.0f}")
     print(f"generate report: {gen / 'report' / 'report.md'}")

@@ -73,3 +73,49 @@ def test_the_demo_trains_on_generated_rows_and_the_seed_tasks(tmp_path, monkeypa
     assert f[f.index("--include-seeds") + 1] == "packaged" and f[f.index("--decontaminate") + 1] == "packaged"
     assert steps["train"][steps["train"].index("--data") + 1] == f[f.index("--out") + 1]
     assert steps["eval"][steps["eval"].index("--data") + 1] == "packaged"
+
+
+def test_control_trains_the_seed_rows_alone_with_the_same_steps(tmp_path, monkeypatch):
+    """--control (issue 24): a second model on step 2's seed rows only, same training settings, scored too."""
+    import json
+
+    calls = []
+
+    def fake_cli(*args):
+        calls.append([str(a) for a in args])
+        if args[0] == "generate":
+            out = Path(args[args.index("--out") + 1])
+            out.mkdir(parents=True)
+            (out / "data.jsonl").write_text('{"instruction": "x", "input": "", "output": "y"}\n')
+        if args[0] == "filter":
+            rows = [{"instruction": "s1", "input": "", "output": "o", "seed": True},
+                    {"instruction": "g1", "input": "", "output": "o"},
+                    {"instruction": "s2", "input": "i", "output": "o", "seed": True}]
+            Path(args[args.index("--out") + 1]).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return 0.0, 0.0
+
+    monkeypatch.setattr(demo, "cli", fake_cli)
+    monkeypatch.setattr(demo, "generated_value", lambda ev: "value line")
+    assert demo.main(["--out", str(tmp_path / "d"), "--control"]) == 0
+    trains = [c for c in calls if c[0] == "train"]
+    assert len(trains) == 2
+    tuned, control = trains
+    data = Path(control[control.index("--data") + 1])
+    assert [json.loads(line)["instruction"] for line in data.read_text().splitlines()] == ["s1", "s2"]
+    strip = lambda c: [a for i, a in enumerate(c) if not (i and c[i - 1] in ("--data", "--out"))]  # noqa: E731
+    assert strip(tuned) == strip(control)  # the same steps, batch, lr, length and split
+    ev = next(c for c in calls if c[0] == "eval")
+    assert [ev[i + 1] for i, a in enumerate(ev) if a == "--model"] == ["embedded", tuned[tuned.index("--out") + 1],
+                                                                      control[control.index("--out") + 1]]
+
+
+def test_generated_value_pairs_tuned_with_the_control(tmp_path):
+    import json
+
+    tuned, control = [0.5, 0.4, 0.3, 0.6], [0.2, 0.4, 0.1, 0.3]
+    rows = [{"row": i, "model": m, "rouge_l": s} for m, xs in (("base", [0.0] * 4), ("t", tuned), ("c", control))
+            for i, s in reversed(list(enumerate(xs)))]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    line = demo.generated_value(tmp_path)
+    assert line.startswith("what the generated rows add: seeds + generated ")
+    assert "0.450 vs 0.250, +0.200" in line and "3 wins / 1 ties / 0 losses" in line
