@@ -167,7 +167,7 @@ def _open_judge(judge: str | None, models: list[str], base_url: str | None, api_
             if base_url or api_key:
                 raise TeacherError("--judge-base-url and --judge-api-key are for openai:MODEL judges")
             return None  # a local judge loads after the models are done with
-        return make_teacher(judge, base_url=base_url, api_key=api_key)
+        return make_teacher(judge, base_url=base_url, api_key=api_key, flags=("--judge-api-key", "--judge-base-url"))
     except TeacherError as e:
         raise ModelError(f"--judge {judge}: {e}") from None
 
