@@ -36,13 +36,14 @@ def dumps(row: dict) -> str:
     return _json(clean(row))
 
 
-def check_writable(path, *, overwrite: bool = False) -> Path:
-    """Refuse an existing output (unless ``overwrite``) or a folder we cannot write in."""
+def check_writable(path, *, overwrite: bool = False, hint: str = "remove it or choose another path") -> Path:
+    """Refuse an existing output (unless ``overwrite``; ``hint`` says what to do) or a folder we cannot
+    write in."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a directory, expected a file path")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (will not overwrite; remove it or choose another path)")
+        raise OutputError(f"{path}: already exists (will not overwrite; {hint})")
     parent = path.parent if str(path.parent) else Path(".")
     _check_ancestor(path, parent)
     return path
