@@ -141,3 +141,26 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch):
     r = run(write_jsonl(tmp_path / "in.jsonl", ROWS), "--out", tmp_path / "kept.jsonl", "--no-progress")
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "no space left on device" in r.stderr
+
+
+def test_gz_outputs_are_gzip_and_read_back(tmp_path):
+    import gzip
+
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    out, rej = tmp_path / "kept.jsonl.gz", tmp_path / "rejected.jsonl.gz"
+    r = run(src, "--out", out, "--rejected", rej, "--no-progress")
+    assert r.exit_code == 0, r.output
+    kept = [json.loads(line) for line in gzip.decompress(out.read_bytes()).decode().splitlines()]
+    assert [k["id"] for k in kept] == [1, 3, 5, 7] and gzip.decompress(rej.read_bytes())
+    again = run(out, "--out", tmp_path / "again.jsonl", "--no-progress")  # filter reads its own output
+    assert again.exit_code == 0, again.output
+    assert [k["id"] for k in read_jsonl(tmp_path / "again.jsonl")] == [1, 3, 5, 7]
+
+
+def test_out_dash_writes_the_kept_rows_to_stdout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    r = run(src, "--out", "-", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [1, 3, 5, 7]
+    assert "7 rows -> 4 kept" in r.stderr and not (tmp_path / "-").exists()

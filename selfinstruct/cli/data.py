@@ -7,10 +7,10 @@ from ..data.writers import OutputError
 
 @click.command("filter")
 @click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Write the kept rows here (JSONL; must not exist).")
-@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
-              help="Also write the rejected rows, each with a 'reason' (JSONL; must not exist).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the kept rows here (JSONL, gzip when it ends in .gz, - for stdout; must not exist).")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the rejected rows, each with a 'reason' (JSONL, as --out; must not exist).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Reject an instruction whose ROUGE-L F1 with a kept or --against one is above this.")
 @click.option("--against", "against_paths", multiple=True, type=click.Path(),
@@ -68,8 +68,9 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.argument("source", type=click.Path())
 @click.option("--format", "fmt", required=True, metavar="FORMAT",
               help="alpaca, prompt-completion, messages, sharegpt, or hf (a folder datasets.load_dataset reads).")
-@click.option("--out", required=True, type=click.Path(),
-              help="Output JSONL file, or folder for --format hf (must not exist; never overwritten).")
+@click.option("--out", required=True, type=click.Path(allow_dash=True),
+              help="Output JSONL file (gzip when it ends in .gz, - for stdout), or folder for --format hf "
+                   "(must not exist; never overwritten).")
 @click.option("--template", type=click.Choice(["alpaca", "chat"]), default="alpaca", show_default=True,
               help="prompt-completion: render the prompt with the template `train --template` uses.")
 @click.option("--model", default=None,
@@ -83,4 +84,5 @@ def export_cmd(source, fmt, out, template, model, skip_invalid):
     res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped)
     for err in skipped[:5]:
         click.echo(f"skipped: {err}", err=True)
-    click.echo(f"{res['rows']} {fmt} rows -> {res['out']}" + (f" (skipped {len(skipped)} invalid)" if skipped else ""))
+    click.echo(f"{res['rows']} {fmt} rows -> {'stdout' if res['out'] == '-' else res['out']}"
+               + (f" (skipped {len(skipped)} invalid)" if skipped else ""), err=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from .sources import data_file, load_rows
 from .formatting import format_example, to_messages
 from .records import InputError, row_kind
-from .writers import OutputError, atomic_write_text, check_out_folder, check_writable, write_jsonl
+from .writers import OutputError, atomic_write_text, check_out_folder, check_writable, is_stdout, write_jsonl
 
 FORMATS = ("alpaca", "prompt-completion", "messages", "sharegpt", "hf")
 SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "system": "system"}
@@ -36,9 +36,11 @@ def check_format(fmt: str) -> None:
 
 def check_out(out, fmt: str) -> Path:
     """Refuse an existing output (file or folder) before anything is read."""
-    out = Path(out)
     if fmt != "hf":
-        return check_writable(out)
+        return check_writable(out)  # "-": standard output
+    if is_stdout(out):
+        raise InputError("--out", None, "--format hf writes a folder; '-' (stdout) is for the JSONL formats")
+    out = Path(out)
     if out.exists():
         raise OutputError(f"{out}: already exists (will not overwrite; remove it or choose another path)")
     return check_out_folder(out)
@@ -88,18 +90,6 @@ def hf_rows(rows: list[dict], path) -> list[dict]:
     return [convert(r, "messages", path=path) for r in rows]
 
 
-def load_tokenizer(model: str | None):
-    from transformers import AutoTokenizer
-
-    from ..models import load_error, resolve_model
-
-    path = resolve_model(model)
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise load_error(model, e) from None
-
-
 def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None = None,
            skip_invalid: bool = False, skipped: list | None = None) -> dict:
     """Write ``source``'s rows to ``out`` in ``fmt``; returns ``{rows, out, format}``.
@@ -121,8 +111,10 @@ def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None
     if fmt == "prompt-completion" and template == "chat":
         from .formatting import check_template
 
+        from ..models import load_tokenizer
+
         tokenizer = load_tokenizer(model)
-        check_template(template, tokenizer)
+        check_template(template, tokenizer, model=model or "embedded")
     converted = [convert(r, fmt, path=path, template=template, tokenizer=tokenizer) for r in rows]
     write_jsonl(out, converted)
     return {"rows": len(converted), "out": str(out), "format": fmt}

@@ -180,21 +180,11 @@ class TokenCounter:
 
 def _local_tokenizer(kind: str, target: str):
     """A local teacher's tokenizer: its folder, a packaged model's converted folder when cached, or the
-    GGUF file itself (transformers reads GGUF tokenizers; about 30 s of CPU for the embedded Gemma)."""
-    from pathlib import Path
+    GGUF file itself (``models.load_tokenizer``; no weights are read or converted)."""
+    from ..models import gguf_tokenizer, load_tokenizer
+    from ..teachers import gguf_file
 
-    from transformers import AutoTokenizer
-
-    from ..models import _gguf_sources, converted_dir, packaged_gguf, resolve_model
-
-    if kind == "hf":
-        return AutoTokenizer.from_pretrained(resolve_model(target))
-    if kind == "local":
-        folder = converted_dir(_gguf_sources()[target][0])
-        if (folder / "tokenizer_config.json").exists():
-            return AutoTokenizer.from_pretrained(folder)
-    path = packaged_gguf(target) if kind == "local" else Path(target).expanduser()
-    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    return gguf_tokenizer(gguf_file(target)) if kind == "gguf" else load_tokenizer(target)
 
 
 def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat: bool, limits: dict):

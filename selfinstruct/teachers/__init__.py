@@ -15,13 +15,13 @@ installed, else on transformers (``hf``), and say which in one line.
 from __future__ import annotations
 
 from .base import (LOCAL_MODELS, SPEC_FORMS, Completion, Teacher, TeacherError, Usage, cut_at_stop,
-                   estimate_cost, in_order, iter_complete, parse_spec, progress_bar)
+                   estimate_cost, gguf_file, in_order, iter_complete, parse_spec, progress_bar)
 
 ENGINES = ("auto", "llamacpp", "transformers")
 NAMES = {"embedded": "embedded:gemma3-270m", "smollm2": "smollm2:135m-instruct"}
 
 __all__ = ["Completion", "ENGINES", "LOCAL_MODELS", "SPEC_FORMS", "Teacher", "TeacherError", "Usage", "cut_at_stop",
-           "estimate_cost", "in_order", "iter_complete", "make_teacher", "parse_spec", "progress_bar"]
+           "estimate_cost", "gguf_file", "in_order", "iter_complete", "make_teacher", "parse_spec", "progress_bar"]
 
 
 def llamacpp_available() -> str | None:
@@ -72,7 +72,7 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
     from .llamacpp import LlamaCppTeacher
 
     try:
-        path = packaged_gguf(target) if kind == "local" else target
+        path = packaged_gguf(target) if kind == "local" else str(gguf_file(target))
     except ModelError as e:
         raise TeacherError(str(e)) from None
     teacher = LlamaCppTeacher(path, name=NAMES.get(target, f"gguf:{target}"), chat=chat or kind == "gguf",
