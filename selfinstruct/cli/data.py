@@ -14,7 +14,8 @@ from ..data.writers import OutputError
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Reject an instruction whose ROUGE-L F1 with a kept or --against one is above this.")
 @click.option("--against", "against_paths", multiple=True, type=click.Path(),
-              help="Instructions to compare against but not output (seed tasks, an earlier set). Repeatable.")
+              help="Instructions to compare against but not output (seed tasks, an earlier set; any source INPUT "
+                   "takes, or 'packaged' for the packaged 175 seed tasks). Repeatable.")
 @click.option("--no-heuristics", is_flag=True,
               help="Only the similarity and exact-duplicate checks; skip length/blacklist/etc. rules.")
 @click.option("--tokenizer", type=click.Choice(["rouge", "unicode"]), default="rouge", show_default=True,
@@ -36,7 +37,10 @@ from ..data.writers import OutputError
                    "and filter them alike, as the paper's fine-tuning data includes its seed tasks.")
 def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
                blacklist, floor, skip_invalid, no_progress, eval_paths, seeds_path):
-    """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
+    """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics).
+
+    INPUT: Alpaca or Self-Instruct rows (JSON, JSONL, .gz or Parquet), a `generate` folder, or an
+    `export --format hf` folder."""
     import os
 
     from ..data.filters import blacklist_words, filter_file, summary_lines
@@ -77,7 +81,10 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
               help="prompt-completion with --template chat: the model whose chat template renders the prompt.")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
 def export_cmd(source, fmt, out, template, model, skip_invalid):
-    """Write a generate run folder or a data file as FORMAT rows other tools read as they are."""
+    """Write a generate run folder or a data file as FORMAT rows other tools read as they are.
+
+    SOURCE: anything `train --data` reads (JSON, JSONL, .gz or Parquet rows; a `generate` or `export --format
+    hf` folder)."""
     from ..data.export import export
 
     skipped: list = []

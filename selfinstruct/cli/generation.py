@@ -14,7 +14,8 @@ from ..teachers import TeacherError
 @click.option("--seeds", "seeds_path", type=click.Path(), default=None,
               help="Seed tasks (Self-Instruct .jsonl or Alpaca .json/.jsonl). Default: the packaged 175 seeds.")
 @click.option("--teacher", default="embedded", show_default=True,
-              help="Teacher LLM: embedded (Gemma 3 270M, offline), smollm2, hf:PATH_OR_ID, openai:MODEL, or a folder.")
+              help="Teacher LLM: embedded (Gemma 3 270M, offline), smollm2, hf:PATH_OR_ID, gguf:FILE.gguf, "
+                   "openai:MODEL, or a model folder.")
 @click.option("--base-url", default=None, help="OpenAI-compatible server URL for openai:MODEL (e.g. http://127.0.0.1:8000/v1).")
 @click.option("--api-key", default=None,
               help="API key for openai:MODEL; prefer the OPENAI_API_KEY environment variable. Never written to disk.")

@@ -25,6 +25,7 @@ from .metrics import _mean, compare_models, has_header, pick_examples, score_ans
 from ..data.formatting import format_prompt, TemplateError
 from ..models import ModelError, load_error, resolve_model
 from ..data.records import InputError, read_examples
+from ..data.sources import data_file
 from ..data.writers import atomic_write_json, check_new_files, write_jsonl
 
 RESULT_FILES = ("results.jsonl", "metrics.json", "judge.jsonl", "report.md", "report.html")
@@ -189,7 +190,8 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
     if not models:
         raise InputError("--model", None, "give at least one model")
     skipped: list[InputError] = []
-    rows = read_examples(data, skip_invalid=skip_invalid, skipped=skipped, chat=True, references=True)  # 1. data
+    rows = read_examples(data_file(data), skip_invalid=skip_invalid, skipped=skipped, chat=True,  # 1. data
+                         references=True)
     rows = sample_rows(rows, limit, seed)
     for err in skipped:
         log(f"skipped: {err}")
