@@ -80,7 +80,12 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--model", default=None,
               help="prompt-completion with --template chat: the model whose chat template renders the prompt.")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
-def export_cmd(source, fmt, out, template, model, skip_invalid):
+@click.option("--license", "license_id", default=None, metavar="ID",
+              help="--format hf: the card's license, a Hub license id (apache-2.0, cc-by-4.0, other, ...). "
+                   "Default: unknown (a teacher's terms of use may apply to its outputs).")
+@click.option("--language", "languages", multiple=True, metavar="CODE",
+              help="--format hf: the card's language, an ISO 639 code (repeatable). Default: en.")
+def export_cmd(source, fmt, out, template, model, skip_invalid, license_id, languages):
     """Write a generate run folder or a data file as FORMAT rows other tools read as they are.
 
     SOURCE: anything `train --data` reads (JSON, JSONL, .gz or Parquet rows; a `generate` or `export --format
@@ -88,7 +93,8 @@ def export_cmd(source, fmt, out, template, model, skip_invalid):
     from ..data.export import export
 
     skipped: list = []
-    res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped)
+    res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped,
+                 license=license_id, language=languages or ("en",))
     for err in skipped[:5]:
         click.echo(f"skipped: {err}", err=True)
     click.echo(f"{res['rows']} {fmt} rows -> {'stdout' if res['out'] == '-' else res['out']}"

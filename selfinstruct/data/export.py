@@ -91,13 +91,19 @@ def hf_rows(rows: list[dict], path) -> list[dict]:
 
 
 def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None = None,
-           skip_invalid: bool = False, skipped: list | None = None) -> dict:
+           skip_invalid: bool = False, skipped: list | None = None, license: str | None = None,
+           language=("en",)) -> dict:
     """Write ``source``'s rows to ``out`` in ``fmt``; returns ``{rows, out, format}``.
 
     ``source`` is a file `train` reads or a `generate` folder. Nothing is overwritten;
-    the hf folder appears whole (written beside ``out``, then renamed).
+    the hf folder appears whole (written beside ``out``, then renamed), its card naming
+    ``license`` and ``language`` (ISO 639 codes).
     """
     check_format(fmt)
+    if fmt == "hf":
+        from .card import check_card_options
+
+        check_card_options(license, language)
     out = check_out(out, fmt)
     path = data_file(source)
     rows = load_rows(source, template="chat", skip_invalid=skip_invalid, skipped=skipped)
@@ -105,7 +111,8 @@ def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None
         from .card import dataset_card
 
         converted = hf_rows(rows, path)
-        write_hf(out, converted, dataset_card(source, converted))
+        write_hf(out, converted, lambda ds, size: dataset_card(source, converted, ds, size, license=license,
+                                                               language=language))
         return {"rows": len(converted), "out": str(out), "format": fmt}
     tokenizer = None
     if fmt == "prompt-completion" and template == "chat":
@@ -120,8 +127,9 @@ def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None
     return {"rows": len(converted), "out": str(out), "format": fmt}
 
 
-def write_hf(out: Path, rows: list[dict], card: str) -> None:
-    """Parquet (by ``datasets``, so features match what ``load_dataset`` infers) + README.md, atomically."""
+def write_hf(out: Path, rows: list[dict], card) -> None:
+    """Parquet (by ``datasets``, so features match what ``load_dataset`` infers) + README.md, atomically.
+    ``card(dataset, parquet_bytes)`` gives the README's text."""
     import datasets
 
     datasets.disable_progress_bars()
@@ -129,8 +137,9 @@ def write_hf(out: Path, rows: list[dict], card: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent))
     try:
         (tmp / "data").mkdir()
-        datasets.Dataset.from_list(rows).to_parquet(str(tmp / HF_DATA))
-        atomic_write_text(tmp / "README.md", card)
+        ds = datasets.Dataset.from_list(rows)
+        ds.to_parquet(str(tmp / HF_DATA))
+        atomic_write_text(tmp / "README.md", card(ds, (tmp / HF_DATA).stat().st_size))
         tmp.chmod(0o755)
         if out.exists():  # appeared meanwhile: still never overwrite
             raise OutputError(f"{out}: already exists (will not overwrite; remove it or choose another path)")
