@@ -241,3 +241,37 @@ def test_missing_usage_shows_cost_as_unknown_and_the_cap_uses_bounds(tmp_path):
         sent = seen.bodies[n:]
         worst = sum(price(len(json.dumps(b["messages"])), b["max_tokens"], PRICE, PRICE) for b in sent)
         assert 0 < stats["budget"]["spent_bound_usd"] <= 8.0 and sent and worst > 0
+
+
+@pytest.mark.parametrize("style", ["selfinstruct", "alpaca"])
+def test_the_plan_builds_the_prompts_a_chat_run_sends(tmp_path, style):
+    from selfinstruct.generation.budget import _round_prompts
+
+    cfg = cfg_for(rounds=1, style=style)
+    teacher = FakeTeacher(1)
+    assert teacher.is_chat
+    sent = []
+    real = teacher.stream
+    teacher.stream = lambda prompts, **k: sent.append(list(prompts)) or real(prompts, **k)
+    run(teacher, cfg, RunState(tmp_path / "run", cfg.run_json(), load_seeds()), echo=lambda m: None)
+    planned = [p for p, _, certain in _round_prompts(cfg, load_seeds(), [], 1, True, LIMITS) if certain]
+    assert planned == sent[0] and len(planned) == cfg.prompts_per_round
+
+
+def test_failed_requests_do_not_shrink_the_prompt_bound():
+    """Half of call 1 fails (no tokens reported for it); call 2's bound still covers its true tokens."""
+    from selfinstruct.teachers import Completion
+
+    class T:
+        usage = Usage()
+
+    b = Budget(1e9, PRICE, PRICE, {"rounds": []}, T.usage)
+    first = [f"prompt number {i} " * 20 for i in range(6)]  # 1 token a character, as the server counts
+    b.check(T, first, 10)
+    answers = [(i, Completion("ok") if i % 2 else Completion("", finish_reason="error", error="500"))
+               for i in range(len(first))]
+    for i, c in b.track(first, iter(answers)):
+        if c.error is None:
+            T.usage.prompt_tokens += len(first[i])
+    second = ["x" * 300, "y" * 200]
+    assert b.prompt_bound(T, second) >= 500 + 4 * len(second)

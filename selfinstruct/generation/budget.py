@@ -26,6 +26,14 @@ MESSAGE_TOKENS = 4       # chat formatting around each message (role, separators
 RATIO_MARGIN = 1.5       # the cap's prompt bound: 1.5 x the tokens-per-character the server reported so far
 
 
+ALPACA_MIN_TOKENS = 1024  # an alpaca-style request asks for ~20 whole tasks: at least this many tokens
+
+
+def instruction_tokens(cfg) -> int:
+    """The token limit of a round's instruction-generation requests (``--max-tokens``, raised for alpaca)."""
+    return max(cfg.max_tokens, ALPACA_MIN_TOKENS) if cfg.style == "alpaca" else cfg.max_tokens
+
+
 class BudgetReached(Exception):
     """The next teacher call could take the run's cost over ``--max-cost``; nothing of it was sent."""
 
@@ -98,7 +106,7 @@ class Budget:
         self.base = recorded if recorded is not None else float(old["spent_bound_usd"])
         self.start = (usage or Usage()).snapshot()
         self.sent_bound = 0.0   # worst-case cost of the calls this process sent
-        self.chars = 0          # prompt characters this process sent
+        self.chars = 0          # prompt characters of the requests answered (the server counted their tokens)
         self.stats = stats
         # spent_bound_usd: the worst case of every call sent, what counts when a server reports no usage
         stats["budget"] = {"max_cost_usd": cap, "price_in": price_in, "price_out": price_out,
@@ -136,8 +144,16 @@ class Budget:
             raise BudgetReached(f"budget reached: ${spent:.4f} spent of the ${self.cap:.4f} --max-cost, and the "
                                 f"next {len(prompts)} request(s) could cost up to ${worst:.4f}")
         self.sent_bound += worst
-        self.chars += sum(len(_text(p)) for p in prompts)
         record["spent_bound_usd"] = round(self.base + self.sent_bound, 6)
+
+    def track(self, prompts: list, answers):
+        """``answers`` (``(index, Completion)`` pairs for ``prompts``) passed on, counting the characters of
+        the answered prompts only: a failed request reports no tokens, so its characters would lower the
+        tokens-per-character ratio that bounds later prompts."""
+        for i, c in answers:
+            if c.error is None:
+                self.chars += len(_text(prompts[i]))
+            yield i, c
 
 
 # --------------------------------------------------------------------------- the dry run
@@ -194,15 +210,9 @@ def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat
     stand in a seed instruction for each candidate the instruction prompts ask for.
     ``limits``: the token limits of the classify and instance requests (``generate``'s constants)."""
     rng = random.Random(f"{cfg.seed}:{round_no}")
-    out = []
-    for _ in range(cfg.prompts_per_round):
-        if cfg.style == "alpaca":
-            demos = P.sample_context(rng, [t for t in seeds if t.get("instances")], pool, n=P.ALPACA_DEMOS,
-                                     from_pool=1)
-            out.append((P.alpaca_prompt(demos, chat=chat), max(cfg.max_tokens, 1024), True))
-        else:
-            demos = P.sample_context(rng, [t["instruction"] for t in seeds], [t["instruction"] for t in pool])
-            out.append((P.instruction_prompt(demos, chat=chat), cfg.max_tokens, True))
+    limit = instruction_tokens(cfg)
+    out = [(p, limit, True) for p, _ in P.request_prompts(rng, cfg.style, cfg.prompts_per_round, seeds, pool,
+                                                          chat=chat)]
     if cfg.style == "alpaca":
         return out
     stand_in = random.Random(f"{cfg.seed}:{round_no}:plan")
