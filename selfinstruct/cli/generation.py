@@ -136,8 +136,6 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     seeds = load_seeds(given["seeds"], skip_invalid=skip_invalid, skipped=skipped)  # bad input files first
     if refused:
         raise refused
-    for line in notes:
-        click.echo(line, err=True)
     cfg = GenerateConfig(**given, price_in=price_in, price_out=price_out)
     for err in skipped:
         click.echo(f"skipped: {err}", err=True)
@@ -148,6 +146,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                    err=True)
         return
     if dry_run:
+        for line in notes:  # once every check has passed
+            click.echo(line, err=True)
         click.echo("\n".join(dry_run_lines(cfg, state, TOKEN_LIMITS, price_in=price_in, price_out=price_out,
                                             cap=max_cost)))
         return
@@ -155,6 +155,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         cfg.budget = Budget(max_cost, price_in, price_out, state.stats)  # records the new cap
     else:
         state.stats.pop("budget", None)  # an earlier invocation's cap does not carry over
+    for line in notes:
+        click.echo(line, err=True)
     t = make_teacher(cfg.teacher, base_url=cfg.base_url, api_key=api_key, endpoint=cfg.endpoint,
                      concurrency=concurrency, timeout=request_timeout, max_retries=max_retries,
                      trust_remote_code=trust_remote_code, seed=cfg.seed, engine=engine, batch_size=batch_size,

@@ -55,7 +55,7 @@ def resume_options(out, old: dict, given: dict, passed: set) -> tuple[dict, list
             continue
         if key not in passed:
             merged[key] = old[key]
-        elif _plain(given[key]) != _plain(old[key]):
+        elif _plain(given[key]) != _plain(old[key]) and key != "rounds":  # more rounds: how a run goes on
             if key in FIXED:
                 return merged, notes, OutputError(f"{out}: cannot resume with {flag} {_shown(given[key])}: the run "
                                                   f"was generated with {flag} {_shown(old[key])}; drop the option or "
