@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..data.writers import OutputError
+from . import journal
 
 # run.json key -> the option that sets it
 FLAGS = {"rounds": "--rounds", "teacher": "--teacher", "style": "--style", "prompts_per_round": "--prompts-per-round",
@@ -20,8 +21,9 @@ FLAGS = {"rounds": "--rounds", "teacher": "--teacher", "style": "--style", "prom
          "instance_repeat_penalty": "--instance-repeat-penalty", "classify": "--classify",
          "endpoint": "--endpoint", "base_url": "--base-url", "seeds": "--seeds",
          "decontaminate": "--decontaminate/--no-decontaminate", "tokenizer": "--tokenizer", "blacklist": "--blacklist"}
-# options that define the data: a resumed run that changed them would mix two runs in one folder
-FIXED = ("teacher", "style", "threshold", "instances", "seed", "endpoint", "tokenizer", "blacklist", "classify")
+# options that define the data: a resumed run that changed them would mix two runs in one folder (RunState
+# checks the seed tasks' contents)
+FIXED = tuple(key for key in journal.FIXED if key in FLAGS)
 
 
 def _plain(value):
