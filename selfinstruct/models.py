@@ -137,6 +137,31 @@ def resolve_model(spec: str | None) -> str:
     return spec  # hub id; from_pretrained resolves it from the local cache
 
 
+def gguf_tokenizer(path: Path):
+    """The tokenizer inside a GGUF file (transformers reads it; about 30 s of CPU for the embedded Gemma)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def load_tokenizer(spec: str | None, *, trust_remote_code: bool = False):
+    """A model's tokenizer alone: a packaged model's converted folder when cached, else its GGUF file
+    (never converting the weights); a folder or hub id as ``resolve_model`` finds it."""
+    from transformers import AutoTokenizer
+
+    spec = spec or EMBEDDED
+    try:
+        sources = _gguf_sources()
+        if spec in sources:
+            folder = converted_dir(sources[spec][0])
+            if (folder / "tokenizer_config.json").exists():
+                return AutoTokenizer.from_pretrained(folder)
+            return gguf_tokenizer(packaged_gguf(spec))
+        return AutoTokenizer.from_pretrained(resolve_model(spec), trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError) as e:
+        raise load_error(spec, e) from None
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); read at run time, machines differ."""
     try:

@@ -137,13 +137,46 @@ def test_cli_dry_run_needs_no_server_and_writes_nothing(tmp_path):
     assert res.exit_code == 0, res.output
     assert not out.exists()
     assert "characters / 4" in res.output
-    total = re.search(r"^\s+all\s+(\d+)-(\d+)\s+([\d,]+)-([\d,]+)\s+0-([\d,]+)\s+([\d.]+)-([\d.]+)$",
+    total = re.search(r"^\s+all\s+(\d+)-(\d+)\s+([\d,]+)-([\d,]+)\s+0-([\d,]+)\s+([\d.]+)-([\d.]+)\s+([\d.]+)$",
                       res.output, re.M)
     assert total, res.output
     assert total.group(1, 2) == ("60", "900") and total.group(5) == f"{3 * (20 * 512 + 140 * 259):,}"
     lo_in, hi_in, hi_out = (int(total.group(i).replace(",", "")) for i in (3, 4, 5))
     assert float(total.group(7)) == pytest.approx(price(hi_in, hi_out, 0.15, 0.6), abs=1e-4)
     assert float(total.group(6)) == pytest.approx(price(lo_in, 0, 0.15, 0.6), abs=1e-4)
+    # the expected figure sits between the bounds, and a kept row has its price
+    assert float(total.group(6)) < float(total.group(8)) < float(total.group(7))
+    per_row = re.search(r"^expected: every planned request sent, answers at the paper's lengths.*per kept row "
+                        r"\$([\d.]+) if every task asked for is kept .* \(([\d,]+) rows\)", res.output, re.M)
+    assert per_row, res.output
+    assert per_row.group(2) == f"{round(3 * 20 * 7 * 82_439 / 52_445):,}"
+    assert float(per_row.group(1)) == pytest.approx(float(total.group(8)) / (3 * 20 * 7 * 82_439 / 52_445), rel=0.05)
+
+
+def test_dry_run_names_the_alpaca_token_limit_it_plans_with(tmp_path):
+    res = CliRunner().invoke(cli.main, ["generate", "--teacher", "openai:x", "--style", "alpaca", "--dry-run",
+                                        "--rounds", "1", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "--max-tokens 512 (alpaca-style requests: 1,024)" in res.output
+    assert re.search(r"^\s+1\s+5\s+[\d,]+\s+0-5,120\s", res.output, re.M), res.output
+
+
+def test_dry_run_on_a_resumed_run_expects_what_its_rounds_cost(tmp_path):
+    from selfinstruct.generation.budget import dry_run_lines
+
+    out = tmp_path / "run"
+    cfg = cfg_for(rounds=2)
+    run(FakeTeacher(1), cfg, RunState(out, cfg.run_json(), load_seeds()), echo=lambda m: None)
+    stats = json.loads((out / "stats.json").read_text())
+    rounds = stats["rounds"]
+    mean_cost = sum(price(r["prompt_tokens"], r["completion_tokens"], PRICE, PRICE) for r in rounds) / 2
+    more = cfg_for(rounds=5, teacher="openai:x")  # three more rounds, planned from this run's own two
+    lines = dry_run_lines(more, RunState(out, cfg.run_json(), load_seeds()), LIMITS, price_in=PRICE, price_out=PRICE)
+    text = "\n".join(lines)
+    assert [float(line.split()[-1]) for line in lines if re.match(r"^\s+[345] ", line)] == \
+        [pytest.approx(mean_cost, abs=1e-4)] * 3
+    rows = stats["total"]["instances"] / 2 * 3
+    assert f"expected: the mean of this run's 2 finished round(s); per kept row ${3 * mean_cost / rows:.5f}" in text
 
 
 @pytest.mark.parametrize("args, message", [
@@ -241,3 +274,37 @@ def test_missing_usage_shows_cost_as_unknown_and_the_cap_uses_bounds(tmp_path):
         sent = seen.bodies[n:]
         worst = sum(price(len(json.dumps(b["messages"])), b["max_tokens"], PRICE, PRICE) for b in sent)
         assert 0 < stats["budget"]["spent_bound_usd"] <= 8.0 and sent and worst > 0
+
+
+@pytest.mark.parametrize("style", ["selfinstruct", "alpaca"])
+def test_the_plan_builds_the_prompts_a_chat_run_sends(tmp_path, style):
+    from selfinstruct.generation.budget import _round_prompts
+
+    cfg = cfg_for(rounds=1, style=style)
+    teacher = FakeTeacher(1)
+    assert teacher.is_chat
+    sent = []
+    real = teacher.stream
+    teacher.stream = lambda prompts, **k: sent.append(list(prompts)) or real(prompts, **k)
+    run(teacher, cfg, RunState(tmp_path / "run", cfg.run_json(), load_seeds()), echo=lambda m: None)
+    planned = [p for p, _, certain, _ in _round_prompts(cfg, load_seeds(), [], 1, True, LIMITS) if certain]
+    assert planned == sent[0] and len(planned) == cfg.prompts_per_round
+
+
+def test_failed_requests_do_not_shrink_the_prompt_bound():
+    """Half of call 1 fails (no tokens reported for it); call 2's bound still covers its true tokens."""
+    from selfinstruct.teachers import Completion
+
+    class T:
+        usage = Usage()
+
+    b = Budget(1e9, PRICE, PRICE, {"rounds": []}, T.usage)
+    first = [f"prompt number {i} " * 20 for i in range(6)]  # 1 token a character, as the server counts
+    b.check(T, first, 10)
+    answers = [(i, Completion("ok") if i % 2 else Completion("", finish_reason="error", error="500"))
+               for i in range(len(first))]
+    for i, c in b.track(first, iter(answers)):
+        if c.error is None:
+            T.usage.prompt_tokens += len(first[i])
+    second = ["x" * 300, "y" * 200]
+    assert b.prompt_bound(T, second) >= 500 + 4 * len(second)

@@ -154,6 +154,15 @@ def test_judge_server_options_are_checked(tmp_path, models):
     assert not out.exists()
 
 
+def test_a_judge_with_no_key_names_evals_own_flags(tmp_path, models, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    data = write_rows(tmp_path / "d.jsonl", EVAL_ROWS)
+    result = run_eval("--model", models[0], "--model", models[1], "--data", data, "--out", tmp_path / "out",
+                      "--judge", "openai:gpt-4o-mini")
+    assert_refused(result, "pass --judge-api-key", "point --judge-base-url")
+
+
 GOOD = "sk-katan-judge-key"
 
 

@@ -127,7 +127,8 @@ def test_hf_card_describes_a_generate_run(tmp_path):
     card = (tmp_path / "hf" / "README.md").read_text()
     head = yaml.safe_load(card.split("---\n")[1])
     n = stats["total"]["instances"]
-    assert head["dataset_info"]["splits"] == [{"name": "train", "num_examples": n}]
+    assert [{k: s[k] for k in ("name", "num_examples")} for s in head["dataset_info"]["splits"]] == \
+        [{"name": "train", "num_examples": n}]
     assert [f["name"] for f in head["dataset_info"]["features"]] == ["instruction", "input", "output"]
     assert head["configs"][0]["data_files"][0]["path"] == "data/train-*.parquet"
     assert "- teacher: `fake`" in card and "ROUGE-L F1 at most 0.7" in card and "at most 3 per task" in card

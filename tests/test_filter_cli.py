@@ -141,3 +141,62 @@ def test_a_full_disk_is_one_line_and_exit_2(tmp_path, monkeypatch):
     r = run(write_jsonl(tmp_path / "in.jsonl", ROWS), "--out", tmp_path / "kept.jsonl", "--no-progress")
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "no space left on device" in r.stderr
+
+
+def test_gz_outputs_are_gzip_and_read_back(tmp_path):
+    import gzip
+
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    out, rej = tmp_path / "kept.jsonl.gz", tmp_path / "rejected.jsonl.gz"
+    r = run(src, "--out", out, "--rejected", rej, "--no-progress")
+    assert r.exit_code == 0, r.output
+    kept = [json.loads(line) for line in gzip.decompress(out.read_bytes()).decode().splitlines()]
+    assert [k["id"] for k in kept] == [1, 3, 5, 7] and gzip.decompress(rej.read_bytes())
+    again = run(out, "--out", tmp_path / "again.jsonl", "--no-progress")  # filter reads its own output
+    assert again.exit_code == 0, again.output
+    assert [k["id"] for k in read_jsonl(tmp_path / "again.jsonl")] == [1, 3, 5, 7]
+
+
+def test_out_dash_writes_the_kept_rows_to_stdout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    r = run(src, "--out", "-", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)["id"] for line in r.stdout.splitlines()] == [1, 3, 5, 7]
+    assert "7 rows -> 4 kept" in r.stderr and not (tmp_path / "-").exists()
+
+
+def test_filter_reads_the_sources_train_reads(tmp_path):
+    """A generate folder, an `export --format hf` folder, and `--against packaged` (the packaged seeds)."""
+    from fake_teacher import run as generate
+
+    from selfinstruct.data.export import export
+    from selfinstruct.data.seeds import load_seeds
+
+    generate(tmp_path / "run", seed=1, rounds=2, delay=0)
+    export(tmp_path / "run", "hf", tmp_path / "hf")
+    n = len(read_jsonl(tmp_path / "run" / "data.jsonl"))
+    for source in (tmp_path / "run", tmp_path / "hf"):
+        r = run(source, "--out", tmp_path / f"{source.name}.jsonl", "--no-heuristics", "--no-progress")
+        assert r.exit_code == 0, r.output
+        assert f"{n} rows ->" in r.stderr
+    seed = load_seeds(None)[0]["instruction"]
+    src = write_jsonl(tmp_path / "in.jsonl", [{"instruction": seed, "input": "", "output": "x"}] + ROWS[:1])
+    r = run(src, "--out", tmp_path / "k.jsonl", "--rejected", tmp_path / "r.jsonl", "--against", "packaged",
+            "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert [x["reason"] for x in read_jsonl(tmp_path / "r.jsonl")] == ["similar"]
+    assert "175 reference instructions" in r.stderr
+
+
+def test_help_lists_every_source():
+    def help_of(*cmd):
+        return " ".join(CliRunner().invoke(main, [*cmd, "--help"]).output.split())
+    assert "gguf:FILE.gguf" in help_of("generate")
+    train = help_of("train")
+    for needle in ("ShareGPT", "{prompt, completion}", "`generate` folder", "`export --format hf` folder",
+                   "Parquet"):
+        assert needle in train, needle
+    for cmd in ("filter", "eval", "export"):
+        assert "`export --format hf` folder" in help_of(cmd) and "Parquet" in help_of(cmd), cmd
+    assert "'packaged' for the packaged 175 seed tasks" in help_of("filter")

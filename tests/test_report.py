@@ -113,7 +113,7 @@ def test_report_refuses_to_overwrite_unless_asked(tmp_path):
     runner = CliRunner()
     assert runner.invoke(main, ["report", str(run)]).exit_code == 0
     again = runner.invoke(main, ["report", str(run)])
-    assert again.exit_code == 2 and "already exists" in again.output
+    assert again.exit_code == 2 and "already exists" in again.output and "pass --overwrite" in again.output
     assert runner.invoke(main, ["report", str(run), "--overwrite"]).exit_code == 0
 
 

@@ -289,3 +289,16 @@ def test_embedded_teacher_is_a_completion_model():
     assert len(out) == 2 and all(c.finish_reason in ("stop", "length") and "\n" not in c.text for c in out)
     assert " 5" in out[1].text
     assert t.usage.requests == 2 and t.usage.completion_tokens == sum(c.completion_tokens for c in out)
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_missing_gguf_file_is_one_line(tmp_path, dry_run):
+    from click.testing import CliRunner
+
+    from selfinstruct.cli import main
+
+    res = CliRunner().invoke(main, ["generate", "--teacher", "gguf:/nowhere/nonexistent.gguf", "--rounds", "1",
+                                    "--out", str(tmp_path / "o")] + (["--dry-run"] if dry_run else []))
+    assert res.exit_code == 2, res.output
+    assert res.output == "error: gguf:/nowhere/nonexistent.gguf: no such file\n"
+    assert not (tmp_path / "o").exists()

@@ -11,6 +11,7 @@ import sys
 import click
 
 from ..models import ModelError
+from ..data.formatting import TemplateError
 from ..data.records import InputError
 from ..data.writers import OutputError
 from ..teachers import TeacherError
@@ -19,7 +20,7 @@ from .evaluation import eval_cmd
 from .generation import generate, report_cmd
 from .training import train_cmd
 
-USER_ERRORS = (InputError, OutputError, ModelError, TeacherError)
+USER_ERRORS = (InputError, OutputError, ModelError, TeacherError, TemplateError)
 
 
 class Group(click.Group):

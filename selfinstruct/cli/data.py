@@ -7,14 +7,15 @@ from ..data.writers import OutputError
 
 @click.command("filter")
 @click.argument("input_path", metavar="INPUT", type=click.Path())
-@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
-              help="Write the kept rows here (JSONL; must not exist).")
-@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
-              help="Also write the rejected rows, each with a 'reason' (JSONL; must not exist).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write the kept rows here (JSONL, gzip when it ends in .gz, - for stdout; must not exist).")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False, allow_dash=True),
+              help="Also write the rejected rows, each with a 'reason' (JSONL, as --out; must not exist).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Reject an instruction whose ROUGE-L F1 with a kept or --against one is above this.")
 @click.option("--against", "against_paths", multiple=True, type=click.Path(),
-              help="Instructions to compare against but not output (seed tasks, an earlier set). Repeatable.")
+              help="Instructions to compare against but not output (seed tasks, an earlier set; any source INPUT "
+                   "takes, or 'packaged' for the packaged 175 seed tasks). Repeatable.")
 @click.option("--no-heuristics", is_flag=True,
               help="Only the similarity and exact-duplicate checks; skip length/blacklist/etc. rules.")
 @click.option("--tokenizer", type=click.Choice(["rouge", "unicode"]), default="rouge", show_default=True,
@@ -36,7 +37,10 @@ from ..data.writers import OutputError
                    "and filter them alike, as the paper's fine-tuning data includes its seed tasks.")
 def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
                blacklist, floor, skip_invalid, no_progress, eval_paths, seeds_path):
-    """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics)."""
+    """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics).
+
+    INPUT: Alpaca or Self-Instruct rows (JSON, JSONL, .gz or Parquet), a `generate` folder, or an
+    `export --format hf` folder."""
     import os
 
     from ..data.filters import blacklist_words, filter_file, summary_lines
@@ -68,19 +72,30 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.argument("source", type=click.Path())
 @click.option("--format", "fmt", required=True, metavar="FORMAT",
               help="alpaca, prompt-completion, messages, sharegpt, or hf (a folder datasets.load_dataset reads).")
-@click.option("--out", required=True, type=click.Path(),
-              help="Output JSONL file, or folder for --format hf (must not exist; never overwritten).")
+@click.option("--out", required=True, type=click.Path(allow_dash=True),
+              help="Output JSONL file (gzip when it ends in .gz, - for stdout), or folder for --format hf "
+                   "(must not exist; never overwritten).")
 @click.option("--template", type=click.Choice(["alpaca", "chat"]), default="alpaca", show_default=True,
               help="prompt-completion: render the prompt with the template `train --template` uses.")
 @click.option("--model", default=None,
               help="prompt-completion with --template chat: the model whose chat template renders the prompt.")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
-def export_cmd(source, fmt, out, template, model, skip_invalid):
-    """Write a generate run folder or a data file as FORMAT rows other tools read as they are."""
+@click.option("--license", "license_id", default=None, metavar="ID",
+              help="--format hf: the card's license, a Hub license id (apache-2.0, cc-by-4.0, other, ...). "
+                   "Default: unknown (a teacher's terms of use may apply to its outputs).")
+@click.option("--language", "languages", multiple=True, metavar="CODE",
+              help="--format hf: the card's language, an ISO 639 code (repeatable). Default: en.")
+def export_cmd(source, fmt, out, template, model, skip_invalid, license_id, languages):
+    """Write a generate run folder or a data file as FORMAT rows other tools read as they are.
+
+    SOURCE: anything `train --data` reads (JSON, JSONL, .gz or Parquet rows; a `generate` or `export --format
+    hf` folder)."""
     from ..data.export import export
 
     skipped: list = []
-    res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped)
+    res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped,
+                 license=license_id, language=languages or ("en",))
     for err in skipped[:5]:
         click.echo(f"skipped: {err}", err=True)
-    click.echo(f"{res['rows']} {fmt} rows -> {res['out']}" + (f" (skipped {len(skipped)} invalid)" if skipped else ""))
+    click.echo(f"{res['rows']} {fmt} rows -> {'stdout' if res['out'] == '-' else res['out']}"
+               + (f" (skipped {len(skipped)} invalid)" if skipped else ""), err=True)

@@ -7,8 +7,9 @@ import click
 @click.option("--model", "models", multiple=True, required=True,
               help="Model to evaluate (repeat for A, B, ...): embedded, smollm2, a checkpoint folder or a hub id.")
 @click.option("--data", default="packaged", show_default=True, type=click.Path(),
-              help="Rows with references: Alpaca, Self-Instruct or single-turn chat `messages` JSON/JSONL "
-                   "(e.g. a train run's val.jsonl); 'packaged' is the 162 held-out tasks that ship with selfinstruct.")
+              help="Rows with references (JSON, JSONL, .gz or Parquet): Alpaca, Self-Instruct, single-turn chat "
+                   "'messages' or ShareGPT rows (e.g. a train run's val.jsonl), a `generate` folder or an "
+                   "`export --format hf` folder; 'packaged' is the 162 held-out tasks that ship with selfinstruct.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder for results.jsonl, metrics.json, report.md, report.html (never overwritten).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate a seeded sample of N rows.")

@@ -8,13 +8,24 @@ import click
 from ..data.records import InputError
 from ..teachers import TeacherError
 
+DEFAULTS = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+# run.json key -> the click parameter(s) that set it (resume.py takes the others from run.json)
+RESUME_PARAMS = {"rounds": "rounds", "teacher": "teacher", "style": "style", "prompts_per_round": "prompts_per_round",
+                 "instances": "instances", "threshold": "threshold", "seed": "seed", "max_tokens": "max_tokens",
+                 "temperature": "temperature", "top_p": "top_p", "repeat_penalty": "repeat_penalty",
+                 "instance_temperature": "instance_temperature", "instance_top_p": "instance_top_p",
+                 "instance_repeat_penalty": "instance_repeat_penalty", "classify": "classify_with",
+                 "endpoint": "endpoint", "base_url": "base_url", "seeds": "seeds_path",
+                 "decontaminate": "eval_paths+no_decontaminate", "tokenizer": "rouge_tokenizer", "blacklist": "blacklist"}
+
 @click.command()
 @click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
               help="Total rounds for the run; on an existing --out, rounds already done count.")
 @click.option("--seeds", "seeds_path", type=click.Path(), default=None,
               help="Seed tasks (Self-Instruct .jsonl or Alpaca .json/.jsonl). Default: the packaged 175 seeds.")
 @click.option("--teacher", default="embedded", show_default=True,
-              help="Teacher LLM: embedded (Gemma 3 270M, offline), smollm2, hf:PATH_OR_ID, openai:MODEL, or a folder.")
+              help="Teacher LLM: embedded (Gemma 3 270M, offline), smollm2, hf:PATH_OR_ID, gguf:FILE.gguf, "
+                   "openai:MODEL, or a model folder.")
 @click.option("--base-url", default=None, help="OpenAI-compatible server URL for openai:MODEL (e.g. http://127.0.0.1:8000/v1).")
 @click.option("--api-key", default=None,
               help="API key for openai:MODEL; prefer the OPENAI_API_KEY environment variable. Never written to disk.")
@@ -99,6 +110,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     from ..data.filters import blacklist_words
     from ..generation.bootstrap import TOKEN_LIMITS, GenerateConfig, run, summary
     from ..generation.journal import RunState
+    from ..generation.resume import previous_settings, resume_options
     from ..data.seeds import load_seeds
     from ..teachers import make_teacher
 
@@ -108,24 +120,34 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     if no_decontaminate and eval_paths:
         raise click.UsageError("--decontaminate and --no-decontaminate exclude each other")
     evals = () if no_decontaminate else tuple(describe(["packaged", *eval_paths]))
-    cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
-                         instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
-                         temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
-                         instance_temperature=instance_temperature, instance_top_p=instance_top_p,
-                         instance_repeat_penalty=instance_repeat_penalty, classify=classify_with,
-                         base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
-                         decontaminate=evals, tokenizer=rouge_tokenizer, blacklist=blacklist_words(blacklist))
+    out = Path(out_dir) if out_dir else Path("outputs") / (name or dt.datetime.now(dt.timezone.utc)
+                                                              .strftime("%Y%m%d-%H%M%S"))
+    given = dict(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
+                 instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens, temperature=temperature,
+                 top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
+                 instance_temperature=instance_temperature, instance_top_p=instance_top_p,
+                 instance_repeat_penalty=instance_repeat_penalty, classify=classify_with, base_url=base_url,
+                 seeds=seeds_path, decontaminate=evals, tokenizer=rouge_tokenizer, blacklist=blacklist_words(blacklist))
+    ctx = click.get_current_context()
+    passed = {key for key, param in RESUME_PARAMS.items()
+              if any(ctx.get_parameter_source(p) not in DEFAULTS for p in param.split("+"))}
+    given, notes, refused = resume_options(out, previous_settings(out), given, passed)  # a resume keeps its options
     skipped = []
-    seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
+    seeds = load_seeds(given["seeds"], skip_invalid=skip_invalid, skipped=skipped)  # bad input files first
+    if refused:
+        raise refused
+    cfg = GenerateConfig(**given, price_in=price_in, price_out=price_out)
     for err in skipped:
         click.echo(f"skipped: {err}", err=True)
-    decontam = load_index(evals) if evals else None  # a bad eval file fails before any model loads
-    name = name or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    state = RunState(Path(out_dir) if out_dir else Path("outputs") / name, cfg.run_json(), seeds)
-    if state.next_round > rounds:
-        click.echo(f"{state.out}: all {rounds} round(s) already done; pass a larger --rounds to continue", err=True)
+    decontam = load_index(cfg.decontaminate) if cfg.decontaminate else None  # before any model loads
+    state = RunState(out, cfg.run_json(), seeds)
+    if state.next_round > cfg.rounds:
+        click.echo(f"{state.out}: all {cfg.rounds} round(s) already done; pass a larger --rounds to continue",
+                   err=True)
         return
     if dry_run:
+        for line in notes:  # once every check has passed
+            click.echo(line, err=True)
         click.echo("\n".join(dry_run_lines(cfg, state, TOKEN_LIMITS, price_in=price_in, price_out=price_out,
                                             cap=max_cost)))
         return
@@ -133,9 +155,12 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         cfg.budget = Budget(max_cost, price_in, price_out, state.stats)  # records the new cap
     else:
         state.stats.pop("budget", None)  # an earlier invocation's cap does not carry over
-    t = make_teacher(teacher, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
-                     timeout=request_timeout, max_retries=max_retries, trust_remote_code=trust_remote_code,
-                     seed=seed, engine=engine, batch_size=batch_size, repeat_penalty=cfg.repeat_penalty,
+    for line in notes:
+        click.echo(line, err=True)
+    t = make_teacher(cfg.teacher, base_url=cfg.base_url, api_key=api_key, endpoint=cfg.endpoint,
+                     concurrency=concurrency, timeout=request_timeout, max_retries=max_retries,
+                     trust_remote_code=trust_remote_code, seed=cfg.seed, engine=engine, batch_size=batch_size,
+                     repeat_penalty=cfg.repeat_penalty,
                      log=lambda m: click.echo(m, err=True))
     try:
         stats = run(t, cfg, state, echo=lambda m: click.echo(m, err=True), decontam=decontam)

@@ -5,8 +5,9 @@ import click
 
 @click.command("train")
 @click.option("--data", required=True, type=click.Path(),
-              help="Training rows: Alpaca .json/.jsonl, Self-Instruct tasks, chat 'messages' rows, "
-                   "or a `generate` output folder (its data.jsonl).")
+              help="Training rows (JSON, JSONL, .gz or Parquet): Alpaca, Self-Instruct tasks, chat 'messages', "
+                   "ShareGPT 'conversations' or {prompt, completion} rows; or a `generate` folder or an "
+                   "`export --format hf` folder.")
 @click.option("--model", default=None,
               help="Base model: embedded (default, Gemma 3 270M), smollm2, a local folder or a cached hub id.")
 @click.option("--out", required=True, type=click.Path(file_okay=False),

@@ -22,7 +22,7 @@ from pathlib import Path
 from .sources import data_file, load_rows
 from .formatting import format_example, to_messages
 from .records import InputError, row_kind
-from .writers import OutputError, atomic_write_text, check_out_folder, check_writable, write_jsonl
+from .writers import OutputError, atomic_write_text, check_out_folder, check_writable, is_stdout, write_jsonl
 
 FORMATS = ("alpaca", "prompt-completion", "messages", "sharegpt", "hf")
 SHAREGPT_FROM = {"user": "human", "assistant": "gpt", "system": "system"}
@@ -36,9 +36,11 @@ def check_format(fmt: str) -> None:
 
 def check_out(out, fmt: str) -> Path:
     """Refuse an existing output (file or folder) before anything is read."""
-    out = Path(out)
     if fmt != "hf":
-        return check_writable(out)
+        return check_writable(out)  # "-": standard output
+    if is_stdout(out):
+        raise InputError("--out", None, "--format hf writes a folder; '-' (stdout) is for the JSONL formats")
+    out = Path(out)
     if out.exists():
         raise OutputError(f"{out}: already exists (will not overwrite; remove it or choose another path)")
     return check_out_folder(out)
@@ -88,26 +90,20 @@ def hf_rows(rows: list[dict], path) -> list[dict]:
     return [convert(r, "messages", path=path) for r in rows]
 
 
-def load_tokenizer(model: str | None):
-    from transformers import AutoTokenizer
-
-    from ..models import load_error, resolve_model
-
-    path = resolve_model(model)
-    try:
-        return AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        raise load_error(model, e) from None
-
-
 def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None = None,
-           skip_invalid: bool = False, skipped: list | None = None) -> dict:
+           skip_invalid: bool = False, skipped: list | None = None, license: str | None = None,
+           language=("en",)) -> dict:
     """Write ``source``'s rows to ``out`` in ``fmt``; returns ``{rows, out, format}``.
 
     ``source`` is a file `train` reads or a `generate` folder. Nothing is overwritten;
-    the hf folder appears whole (written beside ``out``, then renamed).
+    the hf folder appears whole (written beside ``out``, then renamed), its card naming
+    ``license`` and ``language`` (ISO 639 codes).
     """
     check_format(fmt)
+    if fmt == "hf":
+        from .card import check_card_options
+
+        check_card_options(license, language)
     out = check_out(out, fmt)
     path = data_file(source)
     rows = load_rows(source, template="chat", skip_invalid=skip_invalid, skipped=skipped)
@@ -115,21 +111,25 @@ def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None
         from .card import dataset_card
 
         converted = hf_rows(rows, path)
-        write_hf(out, converted, dataset_card(source, converted))
+        write_hf(out, converted, lambda ds, size: dataset_card(source, converted, ds, size, license=license,
+                                                               language=language))
         return {"rows": len(converted), "out": str(out), "format": fmt}
     tokenizer = None
     if fmt == "prompt-completion" and template == "chat":
         from .formatting import check_template
 
+        from ..models import load_tokenizer
+
         tokenizer = load_tokenizer(model)
-        check_template(template, tokenizer)
+        check_template(template, tokenizer, model=model or "embedded")
     converted = [convert(r, fmt, path=path, template=template, tokenizer=tokenizer) for r in rows]
     write_jsonl(out, converted)
     return {"rows": len(converted), "out": str(out), "format": fmt}
 
 
-def write_hf(out: Path, rows: list[dict], card: str) -> None:
-    """Parquet (by ``datasets``, so features match what ``load_dataset`` infers) + README.md, atomically."""
+def write_hf(out: Path, rows: list[dict], card) -> None:
+    """Parquet (by ``datasets``, so features match what ``load_dataset`` infers) + README.md, atomically.
+    ``card(dataset, parquet_bytes)`` gives the README's text."""
     import datasets
 
     datasets.disable_progress_bars()
@@ -137,8 +137,9 @@ def write_hf(out: Path, rows: list[dict], card: str) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent))
     try:
         (tmp / "data").mkdir()
-        datasets.Dataset.from_list(rows).to_parquet(str(tmp / HF_DATA))
-        atomic_write_text(tmp / "README.md", card)
+        ds = datasets.Dataset.from_list(rows)
+        ds.to_parquet(str(tmp / HF_DATA))
+        atomic_write_text(tmp / "README.md", card(ds, (tmp / HF_DATA).stat().st_size))
         tmp.chmod(0o755)
         if out.exists():  # appeared meanwhile: still never overwrite
             raise OutputError(f"{out}: already exists (will not overwrite; remove it or choose another path)")

@@ -339,18 +339,21 @@ def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: st
 
 def filter_file(input_path, *, seeds=None, against_paths=(), eval_paths=(), blacklist=None, floor=None,
                 threshold: float = 0.7, skip_invalid: bool = False, skipped: list | None = None, **options):
-    """:func:`filter_records` over files, as ``selfinstruct filter`` runs it: the ``seeds`` file's rows
-    (``packaged``: the packaged seeds) go first, ``against_paths`` give reference instructions,
+    """:func:`filter_records` over files (or a `generate` or `export --format hf` folder), as ``selfinstruct
+    filter`` runs it: the ``seeds`` file's rows (``packaged``: the packaged seeds) go first, ``against_paths``
+    give reference instructions (``packaged``: the packaged seeds),
     ``eval_paths`` decontaminate (loaded first: a bad eval file fails before any row is read), and
     ``floor`` None is 0 up to ``AUTO_EXACT_ROWS`` rows, else the threshold."""
     from .decontam import load_index
     from .records import read_examples
     from .seeds import seed_rows
+    from .sources import data_file
 
     decontam = load_index(eval_paths) if eval_paths else None
     read = dict(skip_invalid=skip_invalid, skipped=skipped)
-    records = (seed_rows(seeds, **read) if seeds else []) + read_examples(input_path, **read)
-    against = [r["instruction"] for p in against_paths for r in read_examples(p, **read)]
+    records = (seed_rows(seeds, **read) if seeds else []) + read_examples(data_file(input_path), **read)
+    against = [r["instruction"] for p in against_paths  # "packaged": the packaged seed tasks
+               for r in (seed_rows(p, **read) if p == "packaged" else read_examples(data_file(p), **read))]
     if floor is None:
         floor = 0.0 if len(records) <= AUTO_EXACT_ROWS else threshold
     return filter_records(records, threshold=threshold, blacklist=DEFAULT_BLACKLIST if blacklist is None else blacklist,

@@ -40,11 +40,14 @@ def to_messages(row: dict) -> list[dict]:
     return msgs
 
 
-def check_template(template: str, tokenizer=None) -> None:
+def check_template(template: str, tokenizer=None, model: str | None = None) -> None:
+    """``model``: the name the user knows the tokenizer's model by, for the error."""
     if template not in TEMPLATES:
         raise TemplateError(f"unknown template '{template}' (choose from {', '.join(TEMPLATES)})")
     if template == "chat" and not getattr(tokenizer, "chat_template", None):
-        raise TemplateError("--template chat: this model's tokenizer has no chat template; use --template alpaca")
+        whose = f"the model {model} (--model picks another)" if model else "this model"
+        raise TemplateError(f"--template chat: {whose} has no chat template in its tokenizer; use a chat model "
+                            "or --template alpaca")
 
 
 def format_prompt(row: dict, template: str = "alpaca", tokenizer=None) -> str:

@@ -5,15 +5,24 @@ line first, and whole-file writes go to a temporary file that is then renamed.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
 
+STDOUT = "-"  # an --out of "-" writes JSONL rows to standard output
+
+
 class OutputError(Exception):
     """An output that cannot be written (or would overwrite something)."""
+
+
+def is_stdout(path) -> bool:
+    return str(path) == STDOUT
 
 
 def clean(row: dict) -> dict:
@@ -36,13 +45,16 @@ def dumps(row: dict) -> str:
     return _json(clean(row))
 
 
-def check_writable(path, *, overwrite: bool = False) -> Path:
-    """Refuse an existing output (unless ``overwrite``) or a folder we cannot write in."""
+def check_writable(path, *, overwrite: bool = False, hint: str = "remove it or choose another path") -> Path:
+    """Refuse an existing output (unless ``overwrite``; ``hint`` says what to do) or a folder we cannot
+    write in."""
+    if is_stdout(path):
+        return Path(STDOUT)
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a directory, expected a file path")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: already exists (will not overwrite; remove it or choose another path)")
+        raise OutputError(f"{path}: already exists (will not overwrite; {hint})")
     parent = path.parent if str(path.parent) else Path(".")
     _check_ancestor(path, parent)
     return path
@@ -177,14 +189,19 @@ def _open_temp(path: Path) -> tuple[int, Path]:
 
 def atomic_write_text(path, text: str) -> None:
     """Write a whole file through a temporary sibling and ``os.replace``."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write a whole file through a temporary sibling and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _open_temp(path)
     try:
         if path.exists():
             os.chmod(fd, path.stat().st_mode & 0o7777)  # replacing a file keeps its mode, as open("w") does
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -198,9 +215,17 @@ def atomic_write_json(path, obj: Any) -> None:
 
 
 def write_jsonl(path, rows: Iterable[dict]) -> int:
-    """Write all rows atomically; returns how many."""
+    """Write all rows atomically, gzip-compressed when the name ends in ``.gz``, or to standard output when
+    ``path`` is ``"-"``; returns how many."""
     lines = [dumps(r) for r in rows]
-    atomic_write_text(path, "".join(line + "\n" for line in lines))
+    text = "".join(line + "\n" for line in lines)
+    if is_stdout(path):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    elif str(path).endswith(".gz"):
+        atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
+    else:
+        atomic_write_text(path, text)
     return len(lines)
 
 

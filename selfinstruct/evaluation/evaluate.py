@@ -25,6 +25,7 @@ from .metrics import _mean, compare_models, has_header, pick_examples, score_ans
 from ..data.formatting import format_prompt, TemplateError
 from ..models import ModelError, load_error, resolve_model
 from ..data.records import InputError, read_examples
+from ..data.sources import data_file
 from ..data.writers import atomic_write_json, check_new_files, write_jsonl
 
 RESULT_FILES = ("results.jsonl", "metrics.json", "judge.jsonl", "report.md", "report.html")
@@ -167,7 +168,7 @@ def _open_judge(judge: str | None, models: list[str], base_url: str | None, api_
             if base_url or api_key:
                 raise TeacherError("--judge-base-url and --judge-api-key are for openai:MODEL judges")
             return None  # a local judge loads after the models are done with
-        return make_teacher(judge, base_url=base_url, api_key=api_key)
+        return make_teacher(judge, base_url=base_url, api_key=api_key, flags=("--judge-api-key", "--judge-base-url"))
     except TeacherError as e:
         raise ModelError(f"--judge {judge}: {e}") from None
 
@@ -189,7 +190,8 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
     if not models:
         raise InputError("--model", None, "give at least one model")
     skipped: list[InputError] = []
-    rows = read_examples(data, skip_invalid=skip_invalid, skipped=skipped, chat=True, references=True)  # 1. data
+    rows = read_examples(data_file(data), skip_invalid=skip_invalid, skipped=skipped, chat=True,  # 1. data
+                         references=True)
     rows = sample_rows(rows, limit, seed)
     for err in skipped:
         log(f"skipped: {err}")

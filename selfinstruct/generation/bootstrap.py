@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from . import prompts as P
-from .budget import cost_text, round_note
+from .budget import cost_text, instruction_tokens, round_note
 from ..data.filters import clean_instances, copied_examples, looks_like_classification, repeated_outputs
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
@@ -131,6 +131,8 @@ def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progre
     answers = iter_complete(teacher, prompts, max_tokens=max_tokens, stop=stop, progress=progress, top_p=cfg.top_p,
                             temperature=cfg.temperature if temperature is None else temperature,
                             **structured(teacher, schema))
+    if cfg.budget is not None:
+        answers = cfg.budget.track(prompts, answers)
     return in_order(answers, len(prompts), answered)
 
 
@@ -138,19 +140,10 @@ def propose(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict],
             answered: Callable = lambda: None, record: Callable = lambda stage, c: None):
     """Ask for new tasks; returns (candidates, [(garbage Candidate, reason)])."""
     chat = teacher.is_chat
-    shown, built = [], []
-    for _ in range(cfg.prompts_per_round):
-        if cfg.style == "alpaca":
-            demos = P.sample_context(rng, [t for t in seeds if t.get("instances")], pool, n=P.ALPACA_DEMOS,
-                                     from_pool=1)
-            built.append(P.alpaca_prompt(demos, chat=chat))
-            shown.append([t["instruction"] for t in demos])
-        else:
-            demos = P.sample_context(rng, [t["instruction"] for t in seeds], [t["instruction"] for t in pool])
-            built.append(P.instruction_prompt(demos, chat=chat, topics=P.sample_topics(rng) if chat else None))
-            shown.append(P.chat_shown(demos) if chat else demos)
+    requests = P.request_prompts(rng, cfg.style, cfg.prompts_per_round, seeds, pool, chat=chat)
+    built, shown = [p for p, _ in requests], [s for _, s in requests]
     stop = P.alpaca_stop(chat=chat) if cfg.style == "alpaca" else P.instruction_stop(P.IN_CONTEXT, chat=chat)
-    max_tokens = max(cfg.max_tokens, 1024) if cfg.style == "alpaca" else cfg.max_tokens
+    max_tokens = instruction_tokens(cfg)
     schema = P.instruction_schema(P.CHAT_TOPICS) if cfg.style != "alpaca" and P.JSON_INSTRUCTIONS else None
     outs = _complete(teacher, built, cfg, max_tokens=max_tokens, stop=stop, progress=f"{label} instructions",
                      answered=answered, schema=schema)
@@ -234,6 +227,8 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
         cfg.budget.check(teacher, built, min(cfg.max_tokens, INSTANCE_TOKENS))  # as in _complete
     schemas = {y: P.instance_schema(y, cfg.instances) for y in set(labels)}
     answers = _iter_instances(teacher, cfg, built, labels, schemas, f"{label} instances")
+    if cfg.budget is not None:
+        answers = cfg.budget.track(built, answers)
     for i, out in repeat_penalty(teacher, cfg.instance_repeat_penalty, answers):
         answered()  # the spend is on disk before anything else happens
         cand, y = cands[i], labels[i]

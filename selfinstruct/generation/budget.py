@@ -26,6 +26,14 @@ MESSAGE_TOKENS = 4       # chat formatting around each message (role, separators
 RATIO_MARGIN = 1.5       # the cap's prompt bound: 1.5 x the tokens-per-character the server reported so far
 
 
+ALPACA_MIN_TOKENS = 1024  # an alpaca-style request asks for ~20 whole tasks: at least this many tokens
+
+
+def instruction_tokens(cfg) -> int:
+    """The token limit of a round's instruction-generation requests (``--max-tokens``, raised for alpaca)."""
+    return max(cfg.max_tokens, ALPACA_MIN_TOKENS) if cfg.style == "alpaca" else cfg.max_tokens
+
+
 class BudgetReached(Exception):
     """The next teacher call could take the run's cost over ``--max-cost``; nothing of it was sent."""
 
@@ -98,7 +106,7 @@ class Budget:
         self.base = recorded if recorded is not None else float(old["spent_bound_usd"])
         self.start = (usage or Usage()).snapshot()
         self.sent_bound = 0.0   # worst-case cost of the calls this process sent
-        self.chars = 0          # prompt characters this process sent
+        self.chars = 0          # prompt characters of the requests answered (the server counted their tokens)
         self.stats = stats
         # spent_bound_usd: the worst case of every call sent, what counts when a server reports no usage
         stats["budget"] = {"max_cost_usd": cap, "price_in": price_in, "price_out": price_out,
@@ -136,8 +144,16 @@ class Budget:
             raise BudgetReached(f"budget reached: ${spent:.4f} spent of the ${self.cap:.4f} --max-cost, and the "
                                 f"next {len(prompts)} request(s) could cost up to ${worst:.4f}")
         self.sent_bound += worst
-        self.chars += sum(len(_text(p)) for p in prompts)
         record["spent_bound_usd"] = round(self.base + self.sent_bound, 6)
+
+    def track(self, prompts: list, answers):
+        """``answers`` (``(index, Completion)`` pairs for ``prompts``) passed on, counting the characters of
+        the answered prompts only: a failed request reports no tokens, so its characters would lower the
+        tokens-per-character ratio that bounds later prompts."""
+        for i, c in answers:
+            if c.error is None:
+                self.chars += len(_text(prompts[i]))
+            yield i, c
 
 
 # --------------------------------------------------------------------------- the dry run
@@ -180,39 +196,40 @@ class TokenCounter:
 
 def _local_tokenizer(kind: str, target: str):
     """A local teacher's tokenizer: its folder, a packaged model's converted folder when cached, or the
-    GGUF file itself (transformers reads GGUF tokenizers; about 30 s of CPU for the embedded Gemma)."""
-    from pathlib import Path
+    GGUF file itself (``models.load_tokenizer``; no weights are read or converted)."""
+    from ..models import gguf_tokenizer, load_tokenizer
+    from ..teachers import gguf_file
 
-    from transformers import AutoTokenizer
+    return gguf_tokenizer(gguf_file(target)) if kind == "gguf" else load_tokenizer(target)
 
-    from ..models import _gguf_sources, converted_dir, packaged_gguf, resolve_model
 
-    if kind == "hf":
-        return AutoTokenizer.from_pretrained(resolve_model(target))
-    if kind == "local":
-        folder = converted_dir(_gguf_sources()[target][0])
-        if (folder / "tokenizer_config.json").exists():
-            return AutoTokenizer.from_pretrained(folder)
-    path = packaged_gguf(target) if kind == "local" else Path(target).expanduser()
-    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+# The expected answer lengths of a fresh run: the paper's generated data (Wang et al. 2022, Table 1: 52,445
+# instructions of 15.9 words on average, 82,439 instances, inputs of 12.7 words, outputs of 18.9) at an English
+# BPE's ~1.33 tokens a word, plus a few tokens of numbering and labels per item.
+PAPER_WORDS = {"instruction": 15.9, "input": 12.7, "output": 18.9}
+PAPER_ROWS_PER_TASK = 82_439 / 52_445
+TOKENS_PER_WORD = 1.33
+
+
+def expected_answer(cfg, kind: str, limit: int) -> int:
+    """Completion tokens of one answer of ``kind`` at the paper's lengths, within its token ``limit``."""
+    w = {k: v * TOKENS_PER_WORD for k, v in PAPER_WORDS.items()}
+    tokens = {"instructions": P.NEW_PER_PROMPT * (w["instruction"] + 3),
+              "alpaca": P.ALPACA_COUNT * (w["instruction"] + w["input"] + w["output"] + 10),
+              "instances": cfg.instances * (w["input"] + w["output"] + 6), "classify": 1}[kind]
+    return min(limit, math.ceil(tokens))
 
 
 def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat: bool, limits: dict):
-    """[(prompt, max_tokens, certain)] for one round, built as `generate` builds them.
+    """[(prompt, max_tokens, certain, kind)] for one round, built as `generate` builds them.
 
     Instruction prompts are exact (same seeded sampling); classification and instance prompts
     stand in a seed instruction for each candidate the instruction prompts ask for.
     ``limits``: the token limits of the classify and instance requests (``generate``'s constants)."""
     rng = random.Random(f"{cfg.seed}:{round_no}")
-    out = []
-    for _ in range(cfg.prompts_per_round):
-        if cfg.style == "alpaca":
-            demos = P.sample_context(rng, [t for t in seeds if t.get("instances")], pool, n=P.ALPACA_DEMOS,
-                                     from_pool=1)
-            out.append((P.alpaca_prompt(demos, chat=chat), max(cfg.max_tokens, 1024), True))
-        else:
-            demos = P.sample_context(rng, [t["instruction"] for t in seeds], [t["instruction"] for t in pool])
-            out.append((P.instruction_prompt(demos, chat=chat), cfg.max_tokens, True))
+    limit, kind = instruction_tokens(cfg), "alpaca" if cfg.style == "alpaca" else "instructions"
+    out = [(p, limit, True, kind) for p, _ in P.request_prompts(rng, cfg.style, cfg.prompts_per_round, seeds, pool,
+                                                                chat=chat)]
     if cfg.style == "alpaca":
         return out
     stand_in = random.Random(f"{cfg.seed}:{round_no}:plan")
@@ -220,25 +237,45 @@ def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat
         task = seeds[k % len(seeds)]
         cls = bool(task.get("is_classification"))
         if cfg.classify == "teacher":  # "rules" asks the teacher nothing
-            out.append((P.classify_prompt(task["instruction"], chat=chat), limits["classify"], False))
+            out.append((P.classify_prompt(task["instruction"], chat=chat), limits["classify"], False, "classify"))
         out.append((P.instance_prompt(task["instruction"], P.pick_demos(stand_in, seeds, classification=cls),
                                       classification=cls, chat=chat, count=cfg.instances),
-                    min(cfg.max_tokens, limits["instances"]), False))
+                    min(cfg.max_tokens, limits["instances"]), False, "instances"))
     return out
 
 
 def plan_rounds(cfg, seeds: list[dict], pool: list[dict], first: int, count: TokenCounter,
                 limits: dict) -> list[dict]:
-    """Per planned round: requests, prompt tokens and completion tokens as (low, high)."""
+    """Per planned round: requests, prompt tokens and completion tokens as (low, high), and under
+    ``expected`` the same at the paper's answer lengths with every planned request sent, and the rows
+    that would keep (``rows``: every task asked for, with the paper's rows a task)."""
     rows = []
     for r in range(first, cfg.rounds + 1):
         built = _round_prompts(cfg, seeds, pool, r, count.is_chat, limits)
-        sure = [(count(p), m) for p, m, certain in built if certain]
-        maybe = [(count(p), m) for p, m, certain in built if not certain]
+        sure = [(count(p), m) for p, m, certain, _ in built if certain]
+        maybe = [(count(p), m) for p, m, certain, _ in built if not certain]
+        tasks = cfg.prompts_per_round * (P.ALPACA_COUNT if cfg.style == "alpaca" else P.NEW_PER_PROMPT)
         rows.append({"round": r, "requests": (len(sure), len(sure) + len(maybe)),
                      "prompt_tokens": (sum(t for t, _ in sure), sum(t for t, _ in sure + maybe)),
-                     "completion_tokens": (0, sum(m for _, m in sure + maybe))})
+                     "completion_tokens": (0, sum(m for _, m in sure + maybe)),
+                     "expected": {"requests": len(built), "prompt_tokens": sum(t for t, _ in sure + maybe),
+                                  "completion_tokens": sum(expected_answer(cfg, k, m) for _, m, _, k in built),
+                                  "rows": tasks * (1 if cfg.style == "alpaca" else PAPER_ROWS_PER_TASK)}})
     return rows
+
+
+def observed_rounds(rows: list[dict], stats: dict) -> str | None:
+    """Replace each planned round's ``expected`` by the mean of this run's finished rounds (a resumed run's
+    own answers); returns what the figure rests on, or None when no round has finished."""
+    done = [r for r in stats.get("rounds") or [] if r.get("requests") and not r.get("unreported")]
+    if not done:
+        return None
+    mean = {k: sum(r.get(k, 0) for r in done) / len(done)
+            for k in ("requests", "prompt_tokens", "completion_tokens")}
+    mean["rows"] = sum(r.get("instances", 0) for r in done) / len(done)
+    for row in rows:
+        row["expected"] = dict(mean)
+    return f"the mean of this run's {len(done)} finished round(s)"
 
 
 def _span(pair, fmt="{:,}") -> str:
@@ -247,13 +284,23 @@ def _span(pair, fmt="{:,}") -> str:
 
 
 def plan_lines(cfg, rows: list[dict], count: TokenCounter, *, price_in=None, price_out=None,
-               spent: float | None = None, cap: float | None = None) -> list[str]:
-    """The dry run's screen: a line per round and the total, each a low-high range."""
+               spent: float | None = None, cap: float | None = None, basis: str | None = None) -> list[str]:
+    """The dry run's screen: a line per round and the total, each a low-high range beside the expected
+    figure (``basis``: what it rests on; None: the paper's answer lengths)."""
     priced = price_in is not None and price_out is not None
-    head = f"{'round':>5} {'requests':>12} {'prompt tokens':>20} {'completion tokens':>20} {'cost $':>18}"
+    head = (f"{'round':>5} {'requests':>12} {'prompt tokens':>20} {'completion tokens':>20} {'cost $':>18} "
+            f"{'expected ' + ('$' if priced else 'tokens'):>16}")
+    limit = instruction_tokens(cfg)
     lines = [f"dry run: nothing is sent and nothing is written. teacher {cfg.teacher}, "
-             f"{cfg.prompts_per_round} instruction prompt(s) per round, --max-tokens {cfg.max_tokens}",
+             f"{cfg.prompts_per_round} instruction prompt(s) per round, --max-tokens {cfg.max_tokens}"
+             + (f" (alpaca-style requests: {limit:,})" if limit != cfg.max_tokens else ""),
              f"tokens: {count.note}", head]
+
+    def expected(row) -> float:
+        e = row["expected"]
+        if priced:
+            return price(e["prompt_tokens"], e["completion_tokens"], price_in, price_out)
+        return e["prompt_tokens"] + e["completion_tokens"]
 
     def cost(row):
         if not priced:
@@ -263,14 +310,26 @@ def plan_lines(cfg, rows: list[dict], count: TokenCounter, *, price_in=None, pri
         return _span((lo, hi), "{:.4f}")
 
     def line(name, row):
+        shown = f"{expected(row):.4f}" if priced else f"{expected(row):,.0f}"
         return (f"{name:>5} {_span(row['requests']):>12} {_span(row['prompt_tokens']):>20} "
-                f"{_span(row['completion_tokens']):>20} {cost(row):>18}")
+                f"{_span(row['completion_tokens']):>20} {cost(row):>18} {shown:>16}")
 
     lines += [line(str(r["round"]), r) for r in rows]
     if rows:
         total = {k: (sum(r[k][0] for r in rows), sum(r[k][1] for r in rows))
                  for k in ("requests", "prompt_tokens", "completion_tokens")}
+        total["expected"] = {k: sum(r["expected"][k] for r in rows) for k in rows[0]["expected"]}
         lines.append(line("all", total))
+        kept = total["expected"]["rows"]
+        per_row = (f"${expected(total) / kept:.5f}" if priced else f"{expected(total) / kept:,.0f} tokens") \
+            if kept else "-"
+        lines.append(f"expected: {basis}; per kept row {per_row} ({kept:,.0f} rows)" if basis else
+                     f"expected: every planned request sent, answers at the paper's lengths (its Table 1: "
+                     f"{PAPER_WORDS['instruction']}-word instructions, {PAPER_WORDS['output']}-word outputs, at "
+                     f"{TOKENS_PER_WORD} tokens a word); per kept row {per_row} if every task asked for is kept "
+                     + ("(one row each" if cfg.style == "alpaca" else
+                        f"with the paper's {PAPER_ROWS_PER_TASK:.2f} rows a task (")
+                     + f"{kept:,.0f} rows): fewer kept rows cost more each")
     lines.append("low: only the instruction requests, with empty answers; high: every instruction the prompts "
                  f"ask for ({P.NEW_PER_PROMPT} each) passes screening and every answer runs to its token limit"
                  if cfg.style == "selfinstruct" else
@@ -287,10 +346,11 @@ def dry_run_lines(cfg, state, limits: dict, *, price_in=None, price_out=None, ca
     ``limits``: ``{"classify": tokens, "instances": tokens}``, generate's limits for those requests."""
     count = TokenCounter(cfg.teacher, cfg.endpoint)
     rows = plan_rounds(cfg, state.seeds, state.pool, state.next_round, count, limits)
+    basis = observed_rounds(rows, state.stats)
     spent = None
     if state.resumed and price_in is not None:
         spent = recorded_cost(state.stats, price_in, price_out)
-    return plan_lines(cfg, rows, count, price_in=price_in, price_out=price_out, spent=spent, cap=cap)
+    return plan_lines(cfg, rows, count, price_in=price_in, price_out=price_out, spent=spent, cap=cap, basis=basis)
 
 
 def check_cost_options(max_cost, price_in, price_out) -> tuple[str, str] | None:

@@ -203,3 +203,19 @@ def alpaca_prompt(demos: list[dict], *, chat: bool, count: int = ALPACA_COUNT):
 
 def alpaca_stop(*, chat: bool, count: int = ALPACA_COUNT) -> list[str] | None:
     return None if chat else [f"\n{count + 1}.", f"{count + 1}. Instruction:"]
+
+
+def request_prompts(rng: random.Random, style: str, n: int, seeds: list[dict], pool: list[dict], *,
+                    chat: bool) -> list[tuple[object, list[str]]]:
+    """A round's ``n`` instruction-generation prompts, each with the instructions it shows, drawn from ``rng``
+    in the one order that both the run and its ``--dry-run`` plan use."""
+    out = []
+    for _ in range(n):
+        if style == "alpaca":
+            demos = sample_context(rng, [t for t in seeds if t.get("instances")], pool, n=ALPACA_DEMOS, from_pool=1)
+            out.append((alpaca_prompt(demos, chat=chat), [t["instruction"] for t in demos]))
+        else:
+            demos = sample_context(rng, [t["instruction"] for t in seeds], [t["instruction"] for t in pool])
+            out.append((instruction_prompt(demos, chat=chat, topics=sample_topics(rng) if chat else None),
+                        chat_shown(demos) if chat else demos))
+    return out

@@ -221,7 +221,7 @@ def write_run_report(run_dir, out=None, *, overwrite: bool = False) -> Path:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     for name in ("report.md", *PLOTS):
-        check_writable(out / name, overwrite=overwrite)
+        check_writable(out / name, overwrite=overwrite, hint="pass --overwrite to replace the report")
     s = summarize_run(run)
     out.mkdir(parents=True, exist_ok=True)
     plots.plot_rounds(s["rounds"], out / "rounds.png")

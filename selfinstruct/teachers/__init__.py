@@ -15,13 +15,13 @@ installed, else on transformers (``hf``), and say which in one line.
 from __future__ import annotations
 
 from .base import (LOCAL_MODELS, SPEC_FORMS, Completion, Teacher, TeacherError, Usage, cut_at_stop,
-                   estimate_cost, in_order, iter_complete, parse_spec, progress_bar)
+                   estimate_cost, gguf_file, in_order, iter_complete, parse_spec, progress_bar)
 
 ENGINES = ("auto", "llamacpp", "transformers")
 NAMES = {"embedded": "embedded:gemma3-270m", "smollm2": "smollm2:135m-instruct"}
 
 __all__ = ["Completion", "ENGINES", "LOCAL_MODELS", "SPEC_FORMS", "Teacher", "TeacherError", "Usage", "cut_at_stop",
-           "estimate_cost", "in_order", "iter_complete", "make_teacher", "parse_spec", "progress_bar"]
+           "estimate_cost", "gguf_file", "in_order", "iter_complete", "make_teacher", "parse_spec", "progress_bar"]
 
 
 def llamacpp_available() -> str | None:
@@ -35,14 +35,15 @@ def llamacpp_available() -> str | None:
 
 def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="chat", concurrency=16, timeout=60.0,
                  max_retries=6, batch_size=None, trust_remote_code=False, seed=0, engine="auto",
-                 repeat_penalty=1.0, log=None) -> Teacher:
+                 repeat_penalty=1.0, log=None, flags=("--api-key", "--base-url")) -> Teacher:
     """Build the teacher for ``spec`` (see the module docstring).
 
     API teachers use ``base_url``/``api_key`` (else ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; a custom
     base URL needs no key), ``endpoint``, ``concurrency``, ``timeout`` and ``max_retries``, and check
     at once that the server answers. Local teachers use ``engine``, ``batch_size`` (sequences decoded
     together), ``trust_remote_code`` and ``seed``; ``endpoint="completions"`` makes a local chat model
-    take plain completion prompts. ``log`` gets one line saying which engine runs, and why.
+    take plain completion prompts. ``log`` gets one line saying which engine runs, and why. ``flags``:
+    the command's options for the API key and the server URL, as errors name them.
     """
     if engine not in ENGINES:
         raise TeacherError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -52,7 +53,7 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
         from .openai_api import OpenAITeacher
 
         return OpenAITeacher(target, base_url=base_url, api_key=api_key, endpoint=endpoint,
-                             concurrency=concurrency, timeout=timeout, max_retries=max_retries)
+                             concurrency=concurrency, timeout=timeout, max_retries=max_retries, flags=flags)
     if kind == "hf":
         from .hf import HFTeacher
 
@@ -71,7 +72,7 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
     from .llamacpp import LlamaCppTeacher
 
     try:
-        path = packaged_gguf(target) if kind == "local" else target
+        path = packaged_gguf(target) if kind == "local" else str(gguf_file(target))
     except ModelError as e:
         raise TeacherError(str(e)) from None
     teacher = LlamaCppTeacher(path, name=NAMES.get(target, f"gguf:{target}"), chat=chat or kind == "gguf",

@@ -120,6 +120,14 @@ def parse_spec(spec: str | None) -> tuple[str, str]:
     raise TeacherError(f"unknown teacher {spec!r}; use {SPEC_FORMS}")
 
 
+def gguf_file(target: str) -> Path:
+    """The file of a ``gguf:`` spec; TeacherError in one line when there is none."""
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise TeacherError(f"gguf:{target}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
+    return path
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, desc: str | None, unit: str = "req"):
     """A tqdm bar when ``desc`` is given, else a silent stand-in with ``update``."""

@@ -148,7 +148,9 @@ class OpenAITeacher:
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  endpoint: str = "chat", concurrency: int = 16, timeout: float = 60.0, max_retries: int = 6,
-                 backoff_base: float = 1.0, backoff_cap: float = 60.0, check: bool = True):
+                 backoff_base: float = 1.0, backoff_cap: float = 60.0, check: bool = True,
+                 flags: tuple[str, str] = ("--api-key", "--base-url")):
+        """``flags``: the command's names for the key and the server URL, as its errors name them."""
         if endpoint not in ("chat", "completions"):
             raise TeacherError(f"endpoint must be 'chat' or 'completions', not {endpoint!r}")
         if not model:
@@ -158,8 +160,8 @@ class OpenAITeacher:
         official = base_url is None or "api.openai.com" in base_url
         if api_key is None:
             if official:
-                raise TeacherError("OPENAI_API_KEY is not set (export it, pass --api-key, "
-                                   "or point --base-url at an OpenAI-compatible server)")
+                raise TeacherError(f"OPENAI_API_KEY is not set (export it, pass {flags[0]}, "
+                                   f"or point {flags[1]} at an OpenAI-compatible server)")
             api_key = PLACEHOLDER_KEY
         self.model, self.endpoint = model, endpoint
         self.base_url = (base_url or OFFICIAL_URL).rstrip("/")

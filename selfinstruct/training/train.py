@@ -311,7 +311,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     except (OSError, ValueError, ImportError) as e:
         raise load_error(opts.model or "embedded", e) from e
     try:
-        check_template(opts.template, tokenizer)
+        check_template(opts.template, tokenizer, model=opts.model or "embedded")
     except TemplateError as e:
         raise ModelError(str(e)) from None
     if tokenizer.pad_token_id is None:  # safe: labels never come from pad ids
