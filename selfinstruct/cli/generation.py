@@ -7,6 +7,7 @@ import click
 
 from ..data.records import InputError
 from ..teachers import TeacherError
+from .options import columns_option
 
 @click.command()
 @click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
@@ -75,6 +76,7 @@ from ..teachers import TeacherError
               help="Local teachers: sequences generated together (llama.cpp: 16, transformers: 32 packaged, 8 hf:).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code for hf: teachers.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed seed rows (reported) instead of stopping.")
+@columns_option
 @click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
               help="Also reject candidates that leak a row of this eval file (any file eval or train reads); "
                    "the packaged eval set is always checked. Repeatable.")
@@ -89,7 +91,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
              seed, max_tokens, temperature, top_p, repeat_penalty, instance_temperature, instance_top_p,
              instance_repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
-             skip_invalid, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
+             skip_invalid, columns, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
@@ -116,10 +118,10 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                          base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
                          decontaminate=evals, tokenizer=rouge_tokenizer, blacklist=blacklist_words(blacklist))
     skipped = []
-    seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped)
+    seeds = load_seeds(seeds_path, skip_invalid=skip_invalid, skipped=skipped, columns=columns)
     for err in skipped:
         click.echo(f"skipped: {err}", err=True)
-    decontam = load_index(evals) if evals else None  # a bad eval file fails before any model loads
+    decontam = load_index(evals, columns) if evals else None  # a bad eval file fails before any model loads
     name = name or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     state = RunState(Path(out_dir) if out_dir else Path("outputs") / name, cfg.run_json(), seeds)
     if state.next_round > rounds:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .options import columns_option
+
 @click.command("train")
 @click.option("--data", required=True, type=click.Path(),
               help="Training rows: Alpaca .json/.jsonl, Self-Instruct tasks, chat 'messages' rows, "
@@ -48,6 +50,7 @@ import click
 @click.option("--logging-steps", default=10, show_default=True, type=click.IntRange(min=1),
               help="Log loss, learning rate and tokens/s every N steps (metrics.jsonl).")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+@columns_option
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the model folder.")
 @click.option("--attn", default="auto", show_default=True,
               type=click.Choice(["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]),

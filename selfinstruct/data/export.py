@@ -101,7 +101,7 @@ def load_tokenizer(model: str | None):
 
 
 def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None = None,
-           skip_invalid: bool = False, skipped: list | None = None) -> dict:
+           skip_invalid: bool = False, skipped: list | None = None, columns: dict | None = None) -> dict:
     """Write ``source``'s rows to ``out`` in ``fmt``; returns ``{rows, out, format}``.
 
     ``source`` is a file `train` reads or a `generate` folder. Nothing is overwritten;
@@ -110,7 +110,7 @@ def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None
     check_format(fmt)
     out = check_out(out, fmt)
     path = data_file(source)
-    rows = load_rows(source, template="chat", skip_invalid=skip_invalid, skipped=skipped)
+    rows = load_rows(source, template="chat", skip_invalid=skip_invalid, skipped=skipped, columns=columns)
     if fmt == "hf":
         from .card import dataset_card
 

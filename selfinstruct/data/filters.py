@@ -338,7 +338,8 @@ def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: st
 
 
 def filter_file(input_path, *, seeds=None, against_paths=(), eval_paths=(), blacklist=None, floor=None,
-                threshold: float = 0.7, skip_invalid: bool = False, skipped: list | None = None, **options):
+                threshold: float = 0.7, skip_invalid: bool = False, skipped: list | None = None,
+                columns: dict | None = None, **options):
     """:func:`filter_records` over files, as ``selfinstruct filter`` runs it: the ``seeds`` file's rows
     (``packaged``: the packaged seeds) go first, ``against_paths`` give reference instructions,
     ``eval_paths`` decontaminate (loaded first: a bad eval file fails before any row is read), and
@@ -347,8 +348,8 @@ def filter_file(input_path, *, seeds=None, against_paths=(), eval_paths=(), blac
     from .records import read_examples
     from .seeds import seed_rows
 
-    decontam = load_index(eval_paths) if eval_paths else None
-    read = dict(skip_invalid=skip_invalid, skipped=skipped)
+    decontam = load_index(eval_paths, columns) if eval_paths else None
+    read = dict(skip_invalid=skip_invalid, skipped=skipped, columns=columns)
     records = (seed_rows(seeds, **read) if seeds else []) + read_examples(input_path, **read)
     against = [r["instruction"] for p in against_paths for r in read_examples(p, **read)]
     if floor is None:

@@ -184,12 +184,13 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
              max_new_tokens: int = 256, batch_size: int = 8, template: str = "alpaca",
              temperature: float = 0.0, judge: str | None = None, judge_base_url: str | None = None,
              judge_api_key: str | None = None, examples: int = 3, skip_invalid: bool = False,
-             trust_remote_code: bool = False, log=print) -> dict:
+             trust_remote_code: bool = False, columns: dict | None = None, log=print) -> dict:
     """Generate, score and report; returns the summary written to metrics.json."""
     if not models:
         raise InputError("--model", None, "give at least one model")
     skipped: list[InputError] = []
-    rows = read_examples(data, skip_invalid=skip_invalid, skipped=skipped, chat=True, references=True)  # 1. data
+    rows = read_examples(data, skip_invalid=skip_invalid, skipped=skipped, chat=True, references=True,  # 1. data
+                         columns=columns)
     rows = sample_rows(rows, limit, seed)
     for err in skipped:
         log(f"skipped: {err}")

@@ -34,7 +34,8 @@ from ..data.writers import (
 
 # options that must match when resuming (same data order and LR schedule)
 RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",
-               "weight_decay", "max_length", "val_fraction", "template", "packing", "seed", "max_batch_tokens")
+               "weight_decay", "max_length", "val_fraction", "template", "packing", "seed", "max_batch_tokens",
+               "columns")
 
 
 @dataclasses.dataclass
@@ -64,6 +65,7 @@ class TrainOptions:
     max_batch_tokens: int | None = None  # None: 16384 on GPU, 0 (--batch-size examples) on CPU
     attn: str = "auto"
     report_to: str = "none"
+    columns: dict | None = None  # the data's column -> ours (data.columns.parse_columns)
 
 
 def warn(msg: str) -> None:
@@ -287,7 +289,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     skipped: list[InputError] = []
     if opts.template not in ("alpaca", "chat"):
         raise ModelError(f"unknown template '{opts.template}' (choose alpaca or chat)")
-    rows = load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped)
+    rows = load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped,
+                     columns=opts.columns)
     for err in skipped:
         warn(f"skipped {err}")
     if report_to_error(opts.report_to):
