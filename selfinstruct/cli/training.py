@@ -47,6 +47,12 @@ from .options import columns_option
               help="Validate every N steps (a value < 1 is a fraction of all steps); the best checkpoint is kept.")
 @click.option("--save-steps", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Checkpoint every N steps (< 1: fraction); default: --eval-steps.")
+@click.option("--save-total-limit", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Checkpoints kept in OUT/checkpoints; the best by validation loss is always among them "
+                   "(2: the best and the last; 0: all).")
+@click.option("--save-dtype", default="auto", show_default=True, type=click.Choice(["auto", "bfloat16", "float32"]),
+              help="The final model's weights: auto = bfloat16 where training ran in bf16 (half the size), "
+                   "else float32; float32 keeps the fp32 master weights.")
 @click.option("--logging-steps", default=10, show_default=True, type=click.IntRange(min=1),
               help="Log loss, learning rate and tokens/s every N steps (metrics.jsonl).")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")

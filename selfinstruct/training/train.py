@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from . import examples as D
+from .final import cast_saved, save_dtype, set_prompt_format
 from ..data.formatting import TemplateError, check_template
 from ..models import ModelError, load_error, resolve_model
 from ..data.records import InputError
@@ -66,6 +67,8 @@ class TrainOptions:
     attn: str = "auto"
     report_to: str = "none"
     columns: dict | None = None  # the data's column -> ours (data.columns.parse_columns)
+    save_total_limit: int = 2  # checkpoints kept: the best and the last (0: all)
+    save_dtype: str = "auto"  # the final model's: auto = bfloat16 where trained in bf16, else float32
 
 
 def warn(msg: str) -> None:
@@ -202,7 +205,7 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         activation_checkpointing=opts.gradient_checkpointing,  # 5.x name of gradient_checkpointing
         activation_checkpointing_kwargs={"use_reentrant": False} if opts.gradient_checkpointing else None,
         eval_strategy="steps" if has_val else "no", eval_steps=eval_steps if has_val else None,
-        save_strategy="steps", save_steps=save_steps, save_total_limit=2,
+        save_strategy="steps", save_steps=save_steps, save_total_limit=opts.save_total_limit or None,
         load_best_model_at_end=has_val, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=opts.logging_steps, logging_first_step=True,
         report_to=report_to_list(opts.report_to),
@@ -319,6 +322,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         raise ModelError(str(e)) from None
     if tokenizer.pad_token_id is None:  # safe: labels never come from pad ids
         tokenizer.pad_token = tokenizer.eos_token
+    set_prompt_format(tokenizer, opts.template)  # saved with every checkpoint and the final model
     train_rows, val_rows = D.split_rows(rows, opts.val_fraction, opts.seed)
     train_ex, dropped_train = D.encode_rows(train_rows, tokenizer, opts.template, opts.max_length)
     val_ex, dropped_val = D.encode_rows(val_rows, tokenizer, opts.template, opts.max_length)
@@ -378,6 +382,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_args.json holds the run's args
+        cast_saved(out, save_dtype(opts.save_dtype, dev["bf16"]))
         gen = trainer.model.generation_config
         if gen is not None and (gen.eos_token_id is None or gen.pad_token_id is None):
             gen.eos_token_id = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
