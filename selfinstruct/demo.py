@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     data, why = eval_data(model, args.eval_data)
     stage(4, f"eval: base vs tuned on {size['limit']} rows")
     print(f"eval data: {data} ({why})", flush=True)
-    times["eval"] = cli("eval", "--model", "embedded", "--model", model, "--data", data, "--out", ev,
+    times["eval"] = cli("eval", "--model", "embedded", "--model", model, "--name", "base", "--name", "tuned",
+                        "--data", data, "--out", ev,
                         "--limit", size["limit"], "--max-new-tokens", size["new"], "--batch-size", size["eval_batch"])
 
     stage(5, "report: the generate run")
