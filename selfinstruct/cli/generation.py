@@ -12,6 +12,9 @@ from .options import columns_option
 @click.command()
 @click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
               help="Total rounds for the run; on an existing --out, rounds already done count.")
+@click.option("--num-instructions", type=click.IntRange(1), default=None, metavar="N",
+              help="Stop once N tasks are kept (the paper's --num_instructions_to_generate), or after --rounds, "
+                   "whichever comes first; rerun with a larger N or --rounds to continue.")
 @click.option("--seeds", "seeds_path", type=click.Path(), default=None,
               help="Seed tasks (Self-Instruct .jsonl or Alpaca .json/.jsonl). Default: the packaged 175 seeds.")
 @click.option("--teacher", default="embedded", show_default=True,
@@ -87,7 +90,7 @@ from .options import columns_option
 @click.option("--blacklist", default=None, metavar="WORD,...",
               help="Comma-separated words that mark tasks a text model cannot do (replaces the default list, "
                    "as in `filter`; '' for none).")
-def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
+def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
              seed, max_tokens, temperature, top_p, repeat_penalty, instance_temperature, instance_top_p,
              instance_repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
@@ -99,7 +102,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     from ..generation.budget import Budget, BudgetReached, check_cost_options, dry_run_lines
     from ..data.decontam import describe, load_index
     from ..data.filters import blacklist_words
-    from ..generation.bootstrap import TOKEN_LIMITS, GenerateConfig, run, summary
+    from ..generation.bootstrap import TOKEN_LIMITS, GenerateConfig, run, summary, target_line, target_reached
     from ..generation.journal import RunState
     from ..data.seeds import load_seeds
     from ..teachers import make_teacher
@@ -110,7 +113,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     if no_decontaminate and eval_paths:
         raise click.UsageError("--decontaminate and --no-decontaminate exclude each other")
     evals = () if no_decontaminate else tuple(describe(["packaged", *eval_paths]))
-    cfg = GenerateConfig(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
+    cfg = GenerateConfig(rounds=rounds, num_instructions=num_instructions, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                          instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens,
                          temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
                          instance_temperature=instance_temperature, instance_top_p=instance_top_p,
@@ -126,6 +129,10 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     state = RunState(Path(out_dir) if out_dir else Path("outputs") / name, cfg.run_json(), seeds)
     if state.next_round > rounds:
         click.echo(f"{state.out}: all {rounds} round(s) already done; pass a larger --rounds to continue", err=True)
+        return
+    if target_reached(cfg, state):
+        click.echo(f"{state.out}: already holds {len(state.tasks)} tasks (--num-instructions {num_instructions}); "
+                   "pass a larger one to continue", err=True)
         return
     if dry_run:
         click.echo("\n".join(dry_run_lines(cfg, state, TOKEN_LIMITS, price_in=price_in, price_out=price_out,
@@ -154,6 +161,8 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     finally:
         t.close()
     click.echo(summary(stats, state))
+    if target_line(cfg, state):
+        click.echo(target_line(cfg, state), err=True)
 
 
 @click.command("report")
