@@ -166,13 +166,16 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", metavar="PATH", type=click.Path())
 @click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Folder for report.md and the PNG plots [default: RUN_DIR/report].")
+              help="Folder for report.md and the PNG plots [default: RUN_DIR/report for a generate folder, "
+                   "else PATH.report beside it].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in that folder.")
-def report_cmd(run_dir, out, overwrite):
-    """Report on a `selfinstruct generate` run: counts, rejections, lengths, similarity, verbs, cost."""
-    from ..generation.report import write_run_report
+@columns_option
+def report_cmd(run_dir, out, overwrite, columns):
+    """Report on a `generate` run (counts, rejections, cost, ...) or any data file `train` reads: lengths,
+    similarity, first words."""
+    from ..generation.report import write_report
 
-    path = write_run_report(run_dir, out, overwrite=overwrite)
+    path = write_report(run_dir, out, overwrite=overwrite, columns=columns)
     click.echo(str(path))
