@@ -352,3 +352,71 @@ def test_save_total_limit_bounds_the_checkpoints(setup, tmp_path, monkeypatch, l
     out = _tiny_run(setup, tmp_path, monkeypatch, "--val-fraction", "0", "--save-total-limit", limit)
     assert len(list((out / "checkpoints").iterdir())) == kept
     assert json.loads((out / "train_args.json").read_text())["save_total_limit"] == int(limit)
+
+
+
+@pytest.fixture(scope="module")
+def lora_run(setup):
+    """--lora 8 on the tiny model with its embeddings scaled up (at init their logits are too small for
+    adapters on the linear layers to move the loss much; the embeddings stay frozen under LoRA)."""
+    pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root, base, data = setup
+    big = root / "lora-base"
+    model = AutoModelForCausalLM.from_pretrained(base)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(25)
+    model.save_pretrained(big)
+    AutoTokenizer.from_pretrained(base).save_pretrained(big)
+    out = root / "lora"
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(big), "--out", str(out), *ARGS,
+                                    "--lora", "8", "--lr", "5e-2", "--save-dtype", "float32"])
+    assert res.exit_code == 0, res.output
+    return big, out, res.output
+
+
+def test_lora_trains_adapters_on_the_same_examples_and_lowers_the_loss(lora_run, run):
+    big, out, output = lora_run
+    assert "LoRA: " in output and "trainable parameters" in output
+    assert metrics(out, "data") == metrics(run[0], "data")   # the same examples, tokens and masked tokens
+    evals = metrics(out, "eval")
+    assert evals[-1]["eval_loss"] < 0.9 * evals[0]["eval_loss"]
+    ckpt = next((out / "checkpoints").iterdir())               # checkpoints hold the adapter, not the model
+    assert (ckpt / "adapter_model.safetensors").is_file() and not (ckpt / "model.safetensors").exists()
+    assert json.loads((out / "train_args.json").read_text())["lora"] == 8
+
+
+def test_lora_saves_a_merged_model_that_reloads_in_transformers(lora_run, setup):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selfinstruct.training.examples import encode_rows
+
+    big, out, _ = lora_run
+    before, merged = load_file(big / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == merged.keys() and not [k for k in merged if "lora" in k]
+    assert torch.equal(before["model.embed_tokens.weight"], merged["model.embed_tokens.weight"])  # frozen
+    changed = [k for k in before if not torch.equal(before[k], merged[k])]
+    assert changed and all(k.endswith("proj.weight") for k in changed)      # only the adapted linear layers
+    with Records() as logs:
+        model = AutoModelForCausalLM.from_pretrained(out)
+    assert not [line for line in logs.lines if "missing" in line.lower() or "unexpected" in line.lower()]
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    # the trained adapter changes the loss: the merged model's on a training row is below the base's
+    ex = encode_rows(ROWS, AutoTokenizer.from_pretrained(out))[0][0]
+    batch = {"input_ids": torch.tensor([ex["input_ids"]]), "labels": torch.tensor([ex["labels"]])}
+    with torch.no_grad():
+        losses = [AutoModelForCausalLM.from_pretrained(big)(**batch).loss.item(), model(**batch).loss.item()]
+    assert losses[1] < 0.9 * losses[0], losses
+    assert model.generate(torch.tensor([[2, 5, 6]]), max_new_tokens=3, do_sample=False).shape[1] > 3
+
+
+def test_lora_without_peft_is_one_line_before_any_model_loads(setup, tmp_path, monkeypatch):
+    import importlib.util
+
+    _, base, data = setup
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a))
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(tmp_path / "no-model"),
+                                    "--out", str(tmp_path / "o"), "--lora", "8"])
+    assert res.exit_code == 2 and "pip install 'selfinstruct[lora]'" in res.output and not (tmp_path / "o").exists()

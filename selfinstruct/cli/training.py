@@ -24,8 +24,8 @@ from .options import columns_option
                    "0 = --batch-size examples, the CPU default).")
 @click.option("--grad-accum", default=1, show_default=True, type=click.IntRange(min=1),
               help="Micro-batches per optimizer step.")
-@click.option("--lr", default=2e-5, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Peak learning rate (AdamW, cosine decay).")
+@click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate (AdamW, cosine decay). Default: 2e-5, or 2e-4 with --lora.")
 @click.option("--warmup-ratio", default=0.03, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Fraction of the steps with linear warmup.")
 @click.option("--weight-decay", default=0.0, show_default=True, type=click.FloatRange(min=0),
@@ -39,6 +39,10 @@ from .options import columns_option
 @click.option("--packing/--no-packing", default=True, show_default=True,
               help="Pack each batch padding-free (position ids restart per example; attention never crosses "
                    "examples); --no-packing pads length-grouped batches.")
+@click.option("--lora", default=0, show_default=True, type=click.IntRange(min=0), metavar="R",
+              help="Train LoRA adapters of rank R on every linear layer but the LM head (PEFT: pip install "
+                   "'selfinstruct[lora]') and save the merged model; 0 = full fine-tuning.")
+@click.option("--lora-alpha", default=None, type=click.IntRange(min=1), help="LoRA alpha. Default: 2 * R.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations to save memory.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed for init, data order and the split.")
 @click.option("--resume", is_flag=True,
