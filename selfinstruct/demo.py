@@ -170,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     data, why = eval_data(model, args.eval_data)
     stage(4, f"eval: base vs tuned on {size['limit']} rows")
     print(f"eval data: {data} ({why})", flush=True)
-    models = ["--model", "embedded", "--model", model] + (["--model", out / "control"] if args.control else [])
+    models = ["--model", "embedded", "--model", model, "--name", "base", "--name", "tuned"]
+    if args.control:
+        models += ["--model", out / "control", "--name", "control"]
     times["eval"] = cli("eval", *models, "--data", data, "--out", ev,
                         "--limit", size["limit"], "--max-new-tokens", size["new"], "--batch-size", size["eval_batch"])
 

@@ -21,6 +21,40 @@ def _save(fig, path) -> Path:
     return path
 
 
+KEPT_COLOR = "#2e7d32"
+# one colour a reason, none of them green (kept's) or grey (other's)
+REASON_COLORS = ("#c62828", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#6d4c41", "#f9a825",
+                 "#212121", "#f48fb1")
+OTHER_COLOR = "#9e9e9e"
+
+
+def group_reasons(rounds: list[dict], most: int = len(REASON_COLORS)) -> tuple[list[str], list[dict]]:
+    """(reasons by total, most first; per round ``{reason: count}``): every ``blacklist:WORD`` counts as
+    ``blacklist``, and beyond ``most`` reasons the smallest are summed as ``other``."""
+    per_round = []
+    for r in rounds:
+        counts: dict = {}
+        for k, v in r.get("rejected", {}).items():
+            key = "blacklist" if k.startswith("blacklist:") else k
+            counts[key] = counts.get(key, 0) + v
+        per_round.append(counts)
+    totals: dict = {}
+    for counts in per_round:
+        for k, v in counts.items():
+            totals[k] = totals.get(k, 0) + v
+    reasons = sorted(totals, key=lambda k: (-totals[k], k))
+    if len(reasons) <= most:
+        return reasons, per_round
+    shown = set(reasons[:most - 1])
+    grouped = [{**{k: v for k, v in c.items() if k in shown},
+                "other": sum(v for k, v in c.items() if k not in shown)} for c in per_round]
+    return reasons[:most - 1] + ["other"], grouped
+
+
+def reason_color(reasons: list[str], reason: str) -> str:
+    return OTHER_COLOR if reason == "other" else REASON_COLORS[reasons.index(reason)]
+
+
 def plot_rounds(rounds: list[dict], path) -> Path:
     """Kept and rejected (stacked by reason) per round; rejected totals per reason."""
     return _save(rounds_figure(rounds), path)
@@ -31,21 +65,20 @@ def rounds_figure(rounds: list[dict]):
     fig = _figure(10, 4, layout="constrained")
     ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     labels = [str(r["round"]) for r in rounds]
-    reasons = sorted({k for r in rounds for k in r.get("rejected", {})},
-                     key=lambda k: -sum(r.get("rejected", {}).get(k, 0) for r in rounds))
+    reasons, per_round = group_reasons(rounds)
     bottom = [r.get("kept", 0) for r in rounds]
-    ax.bar(labels, bottom, label="kept", color="#2e7d32")
+    ax.bar(labels, bottom, label="kept", color=KEPT_COLOR)
     for reason in reasons:
-        vals = [r.get("rejected", {}).get(reason, 0) for r in rounds]
-        ax.bar(labels, vals, bottom=bottom, label=f"rejected: {reason}")
+        vals = [c.get(reason, 0) for c in per_round]
+        ax.bar(labels, vals, bottom=bottom, label=f"rejected: {reason}", color=reason_color(reasons, reason))
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_xlabel("round")
     ax.set_ylabel("candidate instructions")
     ax.set_title("Kept and rejected per round")
     handles, names = ax.get_legend_handles_labels()
     fig.legend(handles, names, loc="outside upper center", ncol=min(4, len(names)), fontsize=7, frameon=False)
-    totals = [sum(r.get("rejected", {}).get(k, 0) for r in rounds) for k in reasons]
-    ax2.barh(reasons[::-1], totals[::-1], color="#c62828")
+    totals = [sum(c.get(k, 0) for c in per_round) for k in reasons]
+    ax2.barh(reasons[::-1], totals[::-1], color=[reason_color(reasons, k) for k in reasons][::-1])
     ax2.set_xlabel("rejected (all rounds)")
     ax2.set_title("Rejections by reason")
     _integer_ticks(ax.yaxis, ax2.xaxis)
@@ -60,6 +93,11 @@ def _integer_ticks(*axes) -> None:
 
 
 def plot_lengths(instruction_words: list[int], output_words: list[int], path) -> Path:
+    return _save(lengths_figure(instruction_words, output_words), path)
+
+
+def lengths_figure(instruction_words: list[int], output_words: list[int]):
+    """Histograms of instruction and output lengths in words; counts and lengths on integer ticks."""
     fig = _figure(10, 3.8)
     for ax, xs, what, color in zip(fig.subplots(1, 2), (instruction_words, output_words),
                                    ("instruction", "output"), ("#1565c0", "#6a1b9a")):
@@ -67,11 +105,13 @@ def plot_lengths(instruction_words: list[int], output_words: list[int], path) ->
         ax.set_xlabel(f"{what} length (words)")
         ax.set_ylabel("count")
         ax.set_title(f"{what.capitalize()}s: n={len(xs)}")
-    return _save(fig, path)
+        _integer_ticks(ax.xaxis, ax.yaxis)
+    return fig
 
 
-def plot_similarity(similarities: list[float], path, threshold: float | None = None) -> Path:
-    """Histogram of each kept instruction's max ROUGE-L to the rest (Self-Instruct, figure 3)."""
+def plot_similarity(similarities: list[float], path, threshold: float | None = None,
+                    what: str = "kept instructions") -> Path:
+    """Histogram of each instruction's max ROUGE-L to the rest (Self-Instruct, figure 3)."""
     fig = _figure(7, 4)
     ax = fig.subplots()
     ax.hist(similarities, bins=[i / 20 for i in range(21)], color="#00838f", edgecolor="white")
@@ -80,20 +120,26 @@ def plot_similarity(similarities: list[float], path, threshold: float | None = N
         ax.legend()
     ax.set_xlim(0, 1)
     ax.set_xlabel("ROUGE-L with the most similar other instruction")
-    ax.set_ylabel("kept instructions")
-    ax.set_title("Similarity of kept instructions")
+    ax.set_ylabel(what)
+    ax.set_title(f"Similarity of {what}")
+    _integer_ticks(ax.yaxis)
     return _save(fig, path)
 
 
-def plot_verbs(verbs: list[tuple[str, int]], path) -> Path:
-    fig = _figure(7, max(3.0, 0.28 * len(verbs) + 1))
+def plot_first_words(counts: list[tuple[str, int]], path) -> Path:
+    return _save(first_words_figure(counts), path)
+
+
+def first_words_figure(counts: list[tuple[str, int]]):
+    """The most common first words of the instructions (not parsed verbs: "what" and "if" count too)."""
+    fig = _figure(7, max(3.0, 0.28 * len(counts) + 1))
     ax = fig.subplots()
-    words = [w for w, _ in verbs][::-1]
-    ax.barh(words, [n for _, n in verbs][::-1], color="#ef6c00")
-    ax.set_xlabel("instructions")
-    ax.set_title(f"Most common leading words (top {len(verbs)})")
+    words = [w for w, _ in counts][::-1]
+    ax.barh(words, [n for _, n in counts][::-1], color="#ef6c00")
+    ax.set_xlabel("instructions that start with the word")
+    ax.set_title(f"First word of each instruction (top {len(counts)}, lowercased)")
     _integer_ticks(ax.xaxis)
-    return _save(fig, path)
+    return fig
 
 
 def plot_losses(rows: list[dict], path) -> Path:

@@ -1,5 +1,6 @@
 """`selfinstruct eval`: metrics on hand-made rows, the judge statistics, and two tiny models end to end."""
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -208,12 +209,16 @@ EVAL_ROWS = [
 
 
 def test_eval_two_tiny_models_end_to_end(tiny_models, tmp_path):
-    a, b = map(str, tiny_models)
+    a, b = "A", "B"  # the folders' last parts: no temporary path in a report
     data = write_rows(tmp_path / "d.jsonl", EVAL_ROWS)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["eval", "--model", a, "--model", b, "--data", str(data), "--out", str(out),
-                                       "--max-new-tokens", "6", "--batch-size", "2", "--judge", a])
+    result = CliRunner().invoke(main, ["eval", "--model", str(tiny_models[0]), "--model", str(tiny_models[1]),
+                                       "--data", str(data), "--out", str(out),
+                                       "--max-new-tokens", "6", "--batch-size", "2", "--judge", str(tiny_models[0])])
     assert result.exit_code == 0, result.output
+    titles = [x for x in (out / "report.md").read_text().splitlines() if x.startswith(("#", "**"))]
+    titles += re.findall(r"<(?:title|h1|h2|p class=\"lead\")>(.*?)<", (out / "report.html").read_text())
+    assert len(titles) > 4 and not [t for t in titles if str(tmp_path.parent) in t or "models0" in t]
     rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 4 * 2                                   # 4 rows (a task flattens to 2) x 2 models
     assert [r["model"] for r in rows] == [a] * 4 + [b] * 4
@@ -244,7 +249,9 @@ def test_eval_two_tiny_models_end_to_end(tiny_models, tmp_path):
     assert f"{ties} of 4 rows tie" in md and md.count("### Row ") == 4 - ties   # only rows that differ
     page = (out / "report.html").read_text()
     assert f'<p class="lead">{cmp["headline"]}</p>' in page and "<script>" not in page
-    again = CliRunner().invoke(main, ["eval", "--model", a, "--data", str(data), "--out", str(out)])
+    assert json.loads((out / "metrics.json").read_text())["model_specs"] == {"A": str(tiny_models[0]),
+                                                                               "B": str(tiny_models[1])}
+    again = CliRunner().invoke(main, ["eval", "--model", str(tiny_models[0]), "--data", str(data), "--out", str(out)])
     assert again.exit_code == 2 and "results.jsonl: already exists" in again.output
 
 
@@ -286,3 +293,28 @@ def test_demo_refuses_a_used_folder_and_picks_its_eval_data(tmp_path, monkeypatc
     assert demo.eval_data(tmp_path, "mine.jsonl") == ("mine.jsonl", "given with --eval-data")
     path, why = demo.eval_data(tmp_path / "model", None)  # never ../shared: a user's clone has none
     assert path == "packaged" and "packaged eval set" in why
+
+
+def test_model_names_default_to_the_folder_and_take_name():
+    from selfinstruct.data.records import InputError
+    from selfinstruct.evaluation.evaluate import model_names
+
+    assert model_names(["/tmp/pytest-1/x/runs/tuned/", "embedded", "HuggingFaceTB/SmolLM2-135M"]) == [
+        "tuned", "embedded", "SmolLM2-135M"]
+    assert model_names(["/a/final", "/b/final"]) == ["final", "final#2"]
+    assert model_names(["/a/final", "/b/final"], ["base", "tuned"]) == ["base", "tuned"]
+    with pytest.raises(InputError, match="1 name"):
+        model_names(["/a/final", "/b/final"], ["base"])
+
+
+def test_eval_name_labels_the_reports(tiny_models, tmp_path):
+    data = write_rows(tmp_path / "d.jsonl", EVAL_ROWS[:1])
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["eval", "--model", str(tiny_models[0]), "--name", "base", "--data", str(data),
+                                  "--out", str(out), "--max-new-tokens", "2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "metrics.json").read_text())["models"] == ["base"]
+    assert "Eval report: base<" in (out / "report.html").read_text()
+    r = CliRunner().invoke(main, ["eval", "--model", str(tiny_models[0]), "--name", "a", "--name", "b",
+                                  "--data", str(data), "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 2 and "2 name(s) for 1 model(s)" in r.output

@@ -431,3 +431,25 @@ def test_instance_prompts_of_a_kind_share_their_demos_within_a_round(tmp_path):
     tails = [text_of(p).rsplit("Task:", 1)[1] for k, p in teacher.prompts if k == "instances"
              and text_of(p).endswith("Input:")]
     assert len(tails) >= 2 and len(set(tails)) == len(tails) and len(heads) == 1  # one opening, many tasks
+
+
+def test_num_instructions_stops_at_the_target_and_resumes_to_a_larger_one(tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(teachers, "make_teacher", lambda *a, **k: made.append(k) or FakeTeacher())
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps(t) + "\n" for t in seed_tasks()))
+    args = ["generate", "--rounds", "10", "--seeds", str(seeds), "--out", str(tmp_path / "run"),
+            "--prompts-per-round", "2"]
+    res = CliRunner().invoke(cli.main, [*args, "--num-instructions", "6"])  # 4 kept a round: 2 rounds
+    assert res.exit_code == 0, res.output
+    assert "8 tasks kept: --num-instructions 6 reached" in res.output
+    tasks, _, _, stats = assert_consistent(tmp_path)
+    assert len(stats["rounds"]) == 2 and len(tasks) == 8
+    res = CliRunner().invoke(cli.main, [*args, "--num-instructions", "6"])  # nothing left: no model loads
+    assert res.exit_code == 0 and len(made) == 1 and "already holds 8 tasks" in res.output
+    res = CliRunner().invoke(cli.main, [*args, "--num-instructions", "10"])  # resumes for one more round
+    assert res.exit_code == 0 and "12 tasks kept: --num-instructions 10 reached" in res.output, res.output
+    kept = [r["kept"] for r in assert_consistent(tmp_path)[3]["rounds"]]
+    assert sum(kept[:-1]) < 10 <= sum(kept) and len(kept) < 10  # stopped after the round that reached it
+    res = CliRunner().invoke(cli.main, [*args[:2], str(len(kept) + 1), *args[3:], "--num-instructions", "100"])
+    assert res.exit_code == 0 and f"of --num-instructions 100 tasks kept after {len(kept) + 1} round(s)" in res.output

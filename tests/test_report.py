@@ -97,7 +97,7 @@ def test_report_writes_markdown_and_real_pngs(tmp_path):
     assert "| too_similar | 3 |" in md and "| write | 2 |" in md
     assert "median 0.375, 90th percentile 0.496, n=4" in md
     sizes = {}
-    for name in ("rounds.png", "lengths.png", "similarity.png", "verbs.png"):
+    for name in ("rounds.png", "lengths.png", "similarity.png", "first_words.png"):
         assert f"]({name})" in md
         n_bytes, w, h = png_size(out / name)
         assert n_bytes > 8000, name  # axes, bars and text, not a blank canvas
@@ -117,13 +117,16 @@ def test_report_refuses_to_overwrite_unless_asked(tmp_path):
     assert runner.invoke(main, ["report", str(run), "--overwrite"]).exit_code == 0
 
 
-def test_report_refuses_a_folder_that_is_not_a_generate_run(tmp_path):
+def test_report_refuses_a_folder_that_is_neither_a_run_nor_data(tmp_path):
     (tmp_path / "x").mkdir()
-    (tmp_path / "x" / "data.jsonl").write_text("{}\n")
+    (tmp_path / "x" / "data.jsonl").write_text("{}\n")  # no stats.json: read as data, and it is bad data
     result = CliRunner().invoke(main, ["report", str(tmp_path / "x")])
     assert result.exit_code == 2
-    assert result.output.strip().count("\n") == 0 and "not a `selfinstruct generate` run" in result.output
-    assert not (tmp_path / "x" / "report").exists()
+    assert result.output.strip().count("\n") == 0 and "data.jsonl:1: missing field 'instruction'" in result.output
+    assert not (tmp_path / "x" / "report").exists() and not (tmp_path / "x.report").exists()
+    (tmp_path / "y").mkdir()
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "no data.jsonl" in result.output
 
 
 def test_report_names_the_line_of_broken_stats(tmp_path):
@@ -174,3 +177,31 @@ def test_markdown_fences_model_text():
     assert "| ROUGE-L F1 (mean) | 0.400 | 0.250 |" in md
     assert "| 1 | 0 | 1 |" in md  # B wins row 0, ties none, loses row 1
     assert md_block("a ``` b").startswith("````text")
+
+
+@pytest.mark.parametrize("shape", ["alpaca", "messages", "prompt-completion"])
+def test_report_on_any_data_file(tmp_path, shape):
+    from selfinstruct.data.formatting import alpaca_prompt
+
+    data = [{"instruction": t["instruction"], **i} for t in TASKS for i in t["instances"]]
+    rows = {"alpaca": data,
+            "messages": [{"messages": [{"role": "user", "content": r["instruction"]},
+                                       {"role": "assistant", "content": r["output"]}]} for r in data],
+            "prompt-completion": [{"prompt": alpaca_prompt(r["instruction"], r["input"]), "completion": r["output"]}
+                                  for r in data]}[shape]
+    path = tmp_path / "filtered.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(main, ["report", str(path)])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "filtered.jsonl.report"
+    md = (out / "report.md").read_text()
+    assert md.startswith("# Data report: filtered.jsonl") and "**5 rows**, 4 distinct instructions" in md
+    assert "| write | 2 |" in md and "| output | 5 |" in md
+    for name in ("lengths.png", "similarity.png", "first_words.png"):
+        assert f"]({name})" in md and png_size(out / name)[0] > 8000
+    assert CliRunner().invoke(main, ["report", str(path)]).exit_code == 2  # never overwritten unasked
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"q": r["instruction"], "a": r["output"]}) + "\n" for r in data))
+    result = CliRunner().invoke(main, ["report", str(qa), "--columns", "instruction=q,output=a", "--out",
+                                       str(tmp_path / "qa")])
+    assert result.exit_code == 0 and "**5 rows**" in (tmp_path / "qa" / "report.md").read_text()

@@ -92,7 +92,7 @@ def test_every_parameter_changes(setup, run):
     out, _, _ = run
     before, after = load_file(base / "model.safetensors"), load_file(out / "model.safetensors")
     assert before.keys() == after.keys() and len(before) > 10
-    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    unchanged = [k for k in before if torch.equal(before[k].to(after[k].dtype), after[k])]  # saved in bf16 or fp32
     assert unchanged == []
 
 
@@ -293,3 +293,130 @@ def test_a_disk_too_small_for_a_checkpoint_is_refused_before_the_model_loads(set
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * full, 0, full - 1))
     res = CliRunner().invoke(main, cli)  # enough for one checkpoint: a warning, then the run (the model loads)
     assert "can hold up to" in res.output and "model loaded" in str(res.exception)
+
+
+def test_saved_tokenizer_carries_the_alpaca_prompt_it_was_trained_with(run):
+    """apply_chat_template (and vLLM's chat endpoint) on the tuned model's own tokenizer gives the
+    training prompt: the same text (BOS included, as the tokenizer adds it) and the same token ids."""
+    from transformers import AutoTokenizer
+
+    from selfinstruct.data.formatting import alpaca_prompt
+    from selfinstruct.training.examples import encode_example
+
+    out, _, _ = run
+    tok = AutoTokenizer.from_pretrained(out)
+    for instruction, inp in [("Repeat the word apple 2 times.", ""), ("Translate it.", "Hello, how are you?")]:
+        user = {"role": "user", "content": instruction, **({"input": inp} if inp else {})}
+        prompt = alpaca_prompt(instruction, inp)
+        text = tok.apply_chat_template([user], tokenize=False, add_generation_prompt=True)
+        assert text == tok.bos_token + prompt
+        trained = encode_example(prompt, "apple apple", tok, 1024)["input_ids"]
+        ids = tok.apply_chat_template([user, {"role": "assistant", "content": "apple apple"}], tokenize=True,
+                                      return_dict=True)["input_ids"]
+        assert ids == trained and tok.decode(ids) == text + "apple apple" + tok.eos_token
+    assert tok.apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi."}],
+                                   tokenize=False) == tok.bos_token + alpaca_prompt("Hi.")
+
+
+def _tiny_run(setup, tmp_path, monkeypatch, *extra):
+    import selfinstruct.models as models
+
+    _, base, data = setup
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)  # train in bf16 autocast on any CPU
+    monkeypatch.delenv("SELFINSTRUCT_DTYPE", raising=False)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(base), "--out", str(out),
+                                    "--max-steps", "4", "--batch-size", "4", "--eval-steps", "1",
+                                    "--logging-steps", "1", *extra])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.mark.parametrize("extra, dtype", [((), torch.bfloat16), (("--save-dtype", "float32"), torch.float32)])
+def test_final_model_saved_in_bf16_where_trained_in_bf16(setup, tmp_path, monkeypatch, extra, dtype):
+    from transformers import AutoModelForCausalLM
+
+    _, base, _ = setup
+    out = _tiny_run(setup, tmp_path, monkeypatch, "--val-fraction", "0", *extra)
+    weights = load_file(out / "model.safetensors")
+    assert {v.dtype for v in weights.values()} == {dtype}
+    ratio = (out / "model.safetensors").stat().st_size / (base / "model.safetensors").stat().st_size
+    assert ratio == pytest.approx(0.5 if dtype == torch.bfloat16 else 1.0, rel=0.05)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.dtype == dtype and model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    assert model.generate(torch.tensor([[2, 5, 6]]), max_new_tokens=3, do_sample=False).shape[1] > 3
+
+
+@pytest.mark.parametrize("limit, kept", [("1", 1), ("0", 4)])
+def test_save_total_limit_bounds_the_checkpoints(setup, tmp_path, monkeypatch, limit, kept):
+    out = _tiny_run(setup, tmp_path, monkeypatch, "--val-fraction", "0", "--save-total-limit", limit)
+    assert len(list((out / "checkpoints").iterdir())) == kept
+    assert json.loads((out / "train_args.json").read_text())["save_total_limit"] == int(limit)
+
+
+
+@pytest.fixture(scope="module")
+def lora_run(setup):
+    """--lora 8 on the tiny model with its embeddings scaled up (at init their logits are too small for
+    adapters on the linear layers to move the loss much; the embeddings stay frozen under LoRA)."""
+    pytest.importorskip("peft")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root, base, data = setup
+    big = root / "lora-base"
+    model = AutoModelForCausalLM.from_pretrained(base)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(25)
+    model.save_pretrained(big)
+    AutoTokenizer.from_pretrained(base).save_pretrained(big)
+    out = root / "lora"
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(big), "--out", str(out), *ARGS,
+                                    "--lora", "8", "--lr", "5e-2", "--save-dtype", "float32"])
+    assert res.exit_code == 0, res.output
+    return big, out, res.output
+
+
+def test_lora_trains_adapters_on_the_same_examples_and_lowers_the_loss(lora_run, run):
+    big, out, output = lora_run
+    assert "LoRA: " in output and "trainable parameters" in output
+    assert metrics(out, "data") == metrics(run[0], "data")   # the same examples, tokens and masked tokens
+    evals = metrics(out, "eval")
+    assert evals[-1]["eval_loss"] < 0.9 * evals[0]["eval_loss"]
+    ckpt = next((out / "checkpoints").iterdir())               # checkpoints hold the adapter, not the model
+    assert (ckpt / "adapter_model.safetensors").is_file() and not (ckpt / "model.safetensors").exists()
+    assert json.loads((out / "train_args.json").read_text())["lora"] == 8
+
+
+def test_lora_saves_a_merged_model_that_reloads_in_transformers(lora_run, setup):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selfinstruct.training.examples import encode_rows
+
+    big, out, _ = lora_run
+    before, merged = load_file(big / "model.safetensors"), load_file(out / "model.safetensors")
+    assert before.keys() == merged.keys() and not [k for k in merged if "lora" in k]
+    assert torch.equal(before["model.embed_tokens.weight"], merged["model.embed_tokens.weight"])  # frozen
+    changed = [k for k in before if not torch.equal(before[k], merged[k])]
+    assert changed and all(k.endswith("proj.weight") for k in changed)      # only the adapted linear layers
+    with Records() as logs:
+        model = AutoModelForCausalLM.from_pretrained(out)
+    assert not [line for line in logs.lines if "missing" in line.lower() or "unexpected" in line.lower()]
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    # the trained adapter changes the loss: the merged model's on a training row is below the base's
+    ex = encode_rows(ROWS, AutoTokenizer.from_pretrained(out))[0][0]
+    batch = {"input_ids": torch.tensor([ex["input_ids"]]), "labels": torch.tensor([ex["labels"]])}
+    with torch.no_grad():
+        losses = [AutoModelForCausalLM.from_pretrained(big)(**batch).loss.item(), model(**batch).loss.item()]
+    assert losses[1] < 0.9 * losses[0], losses
+    assert model.generate(torch.tensor([[2, 5, 6]]), max_new_tokens=3, do_sample=False).shape[1] > 3
+
+
+def test_lora_without_peft_is_one_line_before_any_model_loads(setup, tmp_path, monkeypatch):
+    import importlib.util
+
+    _, base, data = setup
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "peft" else real(name, *a))
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(tmp_path / "no-model"),
+                                    "--out", str(tmp_path / "o"), "--lora", "8"])
+    assert res.exit_code == 2 and "pip install 'selfinstruct[lora]'" in res.output and not (tmp_path / "o").exists()

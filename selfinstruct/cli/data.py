@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from ..data.writers import OutputError
+from .options import columns_option
 
 @click.command("filter")
 @click.argument("input_path", metavar="INPUT", type=click.Path())
@@ -28,6 +29,7 @@ from ..data.writers import OutputError
               help="Report kept rows' similarity exactly when above this (else null). Default: 0 "
                    "(always exact) up to 10,000 rows, else the threshold (fastest).")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (and count them) instead of stopping.")
+@columns_option
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
               help="Reject rows that leak a row of this eval file (any file eval or train reads; 'packaged' "
@@ -36,7 +38,7 @@ from ..data.writers import OutputError
               help="Put every instance of these seed tasks ('packaged' for the packaged 175) before INPUT's rows "
                    "and filter them alike, as the paper's fine-tuning data includes its seed tasks.")
 def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no_heuristics, tokenizer,
-               blacklist, floor, skip_invalid, no_progress, eval_paths, seeds_path):
+               blacklist, floor, skip_invalid, columns, no_progress, eval_paths, seeds_path):
     """Drop near-duplicate and unusable instructions (ROUGE-L + Self-Instruct heuristics).
 
     INPUT: Alpaca or Self-Instruct rows (JSON, JSONL, .gz or Parquet), a `generate` folder, or an
@@ -57,7 +59,8 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
     kept, rejected, stats = filter_file(
         input_path, seeds=seeds_path, against_paths=against_paths, eval_paths=eval_paths,
         blacklist=blacklist_words(blacklist), floor=floor, threshold=threshold, skip_invalid=skip_invalid,
-        skipped=skipped, tokenizer=tokenizer, heuristics=not no_heuristics, progress=not no_progress)
+        skipped=skipped, tokenizer=tokenizer, heuristics=not no_heuristics, progress=not no_progress,
+        columns=columns)
     write_jsonl(out_path, kept)
     if rejected_path:
         write_jsonl(rejected_path, rejected)
@@ -80,12 +83,13 @@ def filter_cmd(input_path, out_path, rejected_path, threshold, against_paths, no
 @click.option("--model", default=None,
               help="prompt-completion with --template chat: the model whose chat template renders the prompt.")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+@columns_option
 @click.option("--license", "license_id", default=None, metavar="ID",
               help="--format hf: the card's license, a Hub license id (apache-2.0, cc-by-4.0, other, ...). "
                    "Default: unknown (a teacher's terms of use may apply to its outputs).")
 @click.option("--language", "languages", multiple=True, metavar="CODE",
               help="--format hf: the card's language, an ISO 639 code (repeatable). Default: en.")
-def export_cmd(source, fmt, out, template, model, skip_invalid, license_id, languages):
+def export_cmd(source, fmt, out, template, model, skip_invalid, columns, license_id, languages):
     """Write a generate run folder or a data file as FORMAT rows other tools read as they are.
 
     SOURCE: anything `train --data` reads (JSON, JSONL, .gz or Parquet rows; a `generate` or `export --format
@@ -94,7 +98,7 @@ def export_cmd(source, fmt, out, template, model, skip_invalid, license_id, lang
 
     skipped: list = []
     res = export(source, fmt, out, template=template, model=model, skip_invalid=skip_invalid, skipped=skipped,
-                 license=license_id, language=languages or ("en",))
+                 license=license_id, language=languages or ("en",), columns=columns)
     for err in skipped[:5]:
         click.echo(f"skipped: {err}", err=True)
     click.echo(f"{res['rows']} {fmt} rows -> {'stdout' if res['out'] == '-' else res['out']}"

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import click
 
+from .options import columns_option
+
 @click.command("eval")
 @click.option("--model", "models", multiple=True, required=True,
               help="Model to evaluate (repeat for A, B, ...): embedded, smollm2, a checkpoint folder or a hub id.")
+@click.option("--name", "names", multiple=True,
+              help="What the reports call each --model, in order (repeat once per --model). Default: the "
+                   "folder's last part (runs/tuned -> tuned), or the name as given.")
 @click.option("--data", default="packaged", show_default=True, type=click.Path(),
               help="Rows with references (JSON, JSONL, .gz or Parquet): Alpaca, Self-Instruct, single-turn chat "
                    "'messages' or ShareGPT rows (e.g. a train run's val.jsonl), a `generate` folder or an "
@@ -33,9 +38,10 @@ import click
               help="Rows with the largest ROUGE-L gains and losses of the second model over the first "
                    "(ties are counted, not shown) in the reports.")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+@columns_option
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the model folders.")
-def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, template, temperature, judge,
-             judge_base_url, judge_api_key, examples, skip_invalid, trust_remote_code):
+def eval_cmd(models, names, data, out, limit, seed, max_new_tokens, batch_size, template, temperature, judge,
+             judge_base_url, judge_api_key, examples, skip_invalid, columns, trust_remote_code):
     """Answer each row with each model and score the answers (ROUGE-L, exact match, failure shares)."""
     from ..evaluation.evaluate import run_eval
     from ..data.evalset import resolve_eval_data
@@ -43,6 +49,7 @@ def eval_cmd(models, data, out, limit, seed, max_new_tokens, batch_size, templat
     run_eval(list(models), resolve_eval_data(data), out, limit=limit, seed=seed, max_new_tokens=max_new_tokens,
              batch_size=batch_size, template=template, temperature=temperature, judge=judge,
              judge_base_url=judge_base_url, judge_api_key=judge_api_key,
-             examples=examples, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code,
+             examples=examples, skip_invalid=skip_invalid, trust_remote_code=trust_remote_code, columns=columns,
+             names=names,
              log=lambda m: click.echo(m, err=True))
     click.echo(f"{out}/report.md\n{out}/report.html")

@@ -7,10 +7,11 @@ import click
 
 from ..data.records import InputError
 from ..teachers import TeacherError
+from .options import columns_option
 
 DEFAULTS = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
 # run.json key -> the click parameter(s) that set it (resume.py takes the others from run.json)
-RESUME_PARAMS = {"rounds": "rounds", "teacher": "teacher", "style": "style", "prompts_per_round": "prompts_per_round",
+RESUME_PARAMS = {"rounds": "rounds", "num_instructions": "num_instructions", "teacher": "teacher", "style": "style", "prompts_per_round": "prompts_per_round",
                  "instances": "instances", "threshold": "threshold", "seed": "seed", "max_tokens": "max_tokens",
                  "temperature": "temperature", "top_p": "top_p", "repeat_penalty": "repeat_penalty",
                  "instance_temperature": "instance_temperature", "instance_top_p": "instance_top_p",
@@ -21,6 +22,9 @@ RESUME_PARAMS = {"rounds": "rounds", "teacher": "teacher", "style": "style", "pr
 @click.command()
 @click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
               help="Total rounds for the run; on an existing --out, rounds already done count.")
+@click.option("--num-instructions", type=click.IntRange(1), default=None, metavar="N",
+              help="Stop once N tasks are kept (the paper's --num_instructions_to_generate), or after --rounds, "
+                   "whichever comes first; rerun with a larger N or --rounds to continue.")
 @click.option("--seeds", "seeds_path", type=click.Path(), default=None,
               help="Seed tasks (Self-Instruct .jsonl or Alpaca .json/.jsonl). Default: the packaged 175 seeds.")
 @click.option("--teacher", default="embedded", show_default=True,
@@ -86,6 +90,7 @@ RESUME_PARAMS = {"rounds": "rounds", "teacher": "teacher", "style": "style", "pr
               help="Local teachers: sequences generated together (llama.cpp: 16, transformers: 32 packaged, 8 hf:).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code for hf: teachers.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed seed rows (reported) instead of stopping.")
+@columns_option
 @click.option("--decontaminate", "eval_paths", multiple=True, type=click.Path(), metavar="EVAL",
               help="Also reject candidates that leak a row of this eval file (any file eval or train reads); "
                    "the packaged eval set is always checked. Repeatable.")
@@ -96,11 +101,11 @@ RESUME_PARAMS = {"rounds": "rounds", "teacher": "teacher", "style": "style", "pr
 @click.option("--blacklist", default=None, metavar="WORD,...",
               help="Comma-separated words that mark tasks a text model cannot do (replaces the default list, "
                    "as in `filter`; '' for none).")
-def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
+def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
              seed, max_tokens, temperature, top_p, repeat_penalty, instance_temperature, instance_top_p,
              instance_repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
-             skip_invalid, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
+             skip_invalid, columns, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
     from pathlib import Path
@@ -108,7 +113,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     from ..generation.budget import Budget, BudgetReached, check_cost_options, dry_run_lines
     from ..data.decontam import describe, load_index
     from ..data.filters import blacklist_words
-    from ..generation.bootstrap import TOKEN_LIMITS, GenerateConfig, run, summary
+    from ..generation.bootstrap import TOKEN_LIMITS, GenerateConfig, run, summary, target_line, target_reached
     from ..generation.journal import RunState
     from ..generation.resume import previous_settings, resume_options
     from ..data.seeds import load_seeds
@@ -122,7 +127,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     evals = () if no_decontaminate else tuple(describe(["packaged", *eval_paths]))
     out = Path(out_dir) if out_dir else Path("outputs") / (name or dt.datetime.now(dt.timezone.utc)
                                                               .strftime("%Y%m%d-%H%M%S"))
-    given = dict(rounds=rounds, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
+    given = dict(rounds=rounds, num_instructions=num_instructions, teacher=teacher, style=style, prompts_per_round=prompts_per_round,
                  instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens, temperature=temperature,
                  top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
                  instance_temperature=instance_temperature, instance_top_p=instance_top_p,
@@ -133,17 +138,21 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
               if any(ctx.get_parameter_source(p) not in DEFAULTS for p in param.split("+"))}
     given, notes, refused = resume_options(out, previous_settings(out), given, passed)  # a resume keeps its options
     skipped = []
-    seeds = load_seeds(given["seeds"], skip_invalid=skip_invalid, skipped=skipped)  # bad input files first
+    seeds = load_seeds(given["seeds"], skip_invalid=skip_invalid, skipped=skipped, columns=columns)  # bad input files first
     if refused:
         raise refused
     cfg = GenerateConfig(**given, price_in=price_in, price_out=price_out)
     for err in skipped:
         click.echo(f"skipped: {err}", err=True)
-    decontam = load_index(cfg.decontaminate) if cfg.decontaminate else None  # before any model loads
+    decontam = load_index(cfg.decontaminate, columns) if cfg.decontaminate else None  # before any model loads
     state = RunState(out, cfg.run_json(), seeds)
     if state.next_round > cfg.rounds:
         click.echo(f"{state.out}: all {cfg.rounds} round(s) already done; pass a larger --rounds to continue",
                    err=True)
+        return
+    if target_reached(cfg, state):
+        click.echo(f"{state.out}: already holds {len(state.tasks)} tasks (--num-instructions {num_instructions}); "
+                   "pass a larger one to continue", err=True)
         return
     if dry_run:
         for line in notes:  # once every check has passed
@@ -177,16 +186,21 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
     finally:
         t.close()
     click.echo(summary(stats, state))
+    if target_line(cfg, state):
+        click.echo(target_line(cfg, state), err=True)
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", metavar="PATH", type=click.Path())
 @click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Folder for report.md and the PNG plots [default: RUN_DIR/report].")
+              help="Folder for report.md and the PNG plots [default: RUN_DIR/report for a generate folder, "
+                   "else PATH.report beside it].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in that folder.")
-def report_cmd(run_dir, out, overwrite):
-    """Report on a `selfinstruct generate` run: counts, rejections, lengths, similarity, verbs, cost."""
-    from ..generation.report import write_run_report
+@columns_option
+def report_cmd(run_dir, out, overwrite, columns):
+    """Report on a `generate` run (counts, rejections, cost, ...) or any data file `train` reads: lengths,
+    similarity, first words."""
+    from ..generation.report import write_report
 
-    path = write_run_report(run_dir, out, overwrite=overwrite)
+    path = write_report(run_dir, out, overwrite=overwrite, columns=columns)
     click.echo(str(path))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from .options import columns_option
+
 @click.command("train")
 @click.option("--data", required=True, type=click.Path(),
               help="Training rows (JSON, JSONL, .gz or Parquet): Alpaca, Self-Instruct tasks, chat 'messages', "
@@ -23,8 +25,8 @@ import click
                    "0 = --batch-size examples, the CPU default).")
 @click.option("--grad-accum", default=1, show_default=True, type=click.IntRange(min=1),
               help="Micro-batches per optimizer step.")
-@click.option("--lr", default=2e-5, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Peak learning rate (AdamW, cosine decay).")
+@click.option("--lr", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="Peak learning rate (AdamW, cosine decay). Default: 2e-5, or 2e-4 with --lora.")
 @click.option("--warmup-ratio", default=0.03, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Fraction of the steps with linear warmup.")
 @click.option("--weight-decay", default=0.0, show_default=True, type=click.FloatRange(min=0),
@@ -38,6 +40,10 @@ import click
 @click.option("--packing/--no-packing", default=True, show_default=True,
               help="Pack each batch padding-free (position ids restart per example; attention never crosses "
                    "examples); --no-packing pads length-grouped batches.")
+@click.option("--lora", default=0, show_default=True, type=click.IntRange(min=0), metavar="R",
+              help="Train LoRA adapters of rank R on every linear layer but the LM head (PEFT: pip install "
+                   "'selfinstruct[lora]') and save the merged model; 0 = full fine-tuning.")
+@click.option("--lora-alpha", default=None, type=click.IntRange(min=1), help="LoRA alpha. Default: 2 * R.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations to save memory.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Seed for init, data order and the split.")
 @click.option("--resume", is_flag=True,
@@ -46,9 +52,16 @@ import click
               help="Validate every N steps (a value < 1 is a fraction of all steps); the best checkpoint is kept.")
 @click.option("--save-steps", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Checkpoint every N steps (< 1: fraction); default: --eval-steps.")
+@click.option("--save-total-limit", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Checkpoints kept in OUT/checkpoints; the best by validation loss is always among them "
+                   "(2: the best and the last; 0: all).")
+@click.option("--save-dtype", default="auto", show_default=True, type=click.Choice(["auto", "bfloat16", "float32"]),
+              help="The final model's weights: auto = bfloat16 where training ran in bf16 (half the size), "
+                   "else float32; float32 keeps the fp32 master weights.")
 @click.option("--logging-steps", default=10, show_default=True, type=click.IntRange(min=1),
               help="Log loss, learning rate and tokens/s every N steps (metrics.jsonl).")
 @click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+@columns_option
 @click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the model folder.")
 @click.option("--attn", default="auto", show_default=True,
               type=click.Choice(["auto", "flash_attention_2", "flex_attention", "sdpa", "eager"]),

@@ -71,7 +71,7 @@ class Hit:
         return out
 
 
-def eval_rows(path) -> list[dict]:
+def eval_rows(path, columns: dict | None = None) -> list[dict]:
     """``{instruction, input, file, line}`` per row of any file eval or train reads.
 
     Self-Instruct tasks give one row per instance, Alpaca rows themselves, chat rows their
@@ -80,7 +80,7 @@ def eval_rows(path) -> list[dict]:
     """
     path = data_file(resolve_eval_data(path))
     out = []
-    for line, row in read_any(path):
+    for line, row in read_any(path, columns=columns):
         kind = row_kind(row)
         if kind == "chat":
             user = "\n".join(m["content"] for m in row["messages"] if m["role"] == "user")
@@ -185,11 +185,11 @@ class DecontamIndex:
         return self._rouge_any(instruction) if input is None else self._rouge_hit(instruction, inp)
 
 
-def load_index(paths, **kw) -> DecontamIndex:
+def load_index(paths, columns: dict | None = None, **kw) -> DecontamIndex:
     """One index over every eval file in ``paths`` (all read first: a bad file fails before any work)."""
     rows = []
     for p in paths:
-        rows += eval_rows(p)
+        rows += eval_rows(p, columns)
     return DecontamIndex(rows, **kw)
 
 

@@ -92,7 +92,7 @@ def hf_rows(rows: list[dict], path) -> list[dict]:
 
 def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None = None,
            skip_invalid: bool = False, skipped: list | None = None, license: str | None = None,
-           language=("en",)) -> dict:
+           language=("en",), columns: dict | None = None) -> dict:
     """Write ``source``'s rows to ``out`` in ``fmt``; returns ``{rows, out, format}``.
 
     ``source`` is a file `train` reads or a `generate` folder. Nothing is overwritten;
@@ -106,7 +106,7 @@ def export(source, fmt: str, out, *, template: str = "alpaca", model: str | None
         check_card_options(license, language)
     out = check_out(out, fmt)
     path = data_file(source)
-    rows = load_rows(source, template="chat", skip_invalid=skip_invalid, skipped=skipped)
+    rows = load_rows(source, template="chat", skip_invalid=skip_invalid, skipped=skipped, columns=columns)
     if fmt == "hf":
         from .card import dataset_card
 

@@ -338,7 +338,8 @@ def filter_records(records: list[dict], *, threshold: float = 0.7, tokenizer: st
 
 
 def filter_file(input_path, *, seeds=None, against_paths=(), eval_paths=(), blacklist=None, floor=None,
-                threshold: float = 0.7, skip_invalid: bool = False, skipped: list | None = None, **options):
+                threshold: float = 0.7, skip_invalid: bool = False, skipped: list | None = None,
+                columns: dict | None = None, **options):
     """:func:`filter_records` over files (or a `generate` or `export --format hf` folder), as ``selfinstruct
     filter`` runs it: the ``seeds`` file's rows (``packaged``: the packaged seeds) go first, ``against_paths``
     give reference instructions (``packaged``: the packaged seeds),
@@ -349,8 +350,8 @@ def filter_file(input_path, *, seeds=None, against_paths=(), eval_paths=(), blac
     from .seeds import seed_rows
     from .sources import data_file
 
-    decontam = load_index(eval_paths) if eval_paths else None
-    read = dict(skip_invalid=skip_invalid, skipped=skipped)
+    decontam = load_index(eval_paths, columns) if eval_paths else None
+    read = dict(skip_invalid=skip_invalid, skipped=skipped, columns=columns)
     records = (seed_rows(seeds, **read) if seeds else []) + read_examples(data_file(input_path), **read)
     against = [r["instruction"] for p in against_paths  # "packaged": the packaged seed tasks
                for r in (seed_rows(p, **read) if p == "packaged" else read_examples(data_file(p), **read))]

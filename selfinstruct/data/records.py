@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .columns import rename_columns
+
 ROLES = ("system", "user", "assistant")
 # No instruction-tuning row is this long; refusing it early keeps a stray 50 MB line from
 # taking minutes and gigabytes in tokenisers and ROUGE (docs/reliability.md).
@@ -296,8 +298,8 @@ def row_kind(row: Any) -> str:
 
 
 def read_validated(path, validate: Callable[[Any], dict], *, skip_invalid: bool = False,
-                   skipped: list | None = None) -> list[tuple[int, dict]]:
-    """Read rows and validate each; errors name ``path:line``.
+                   skipped: list | None = None, columns: dict | None = None) -> list[tuple[int, dict]]:
+    """Read rows (renaming ``columns``, see :func:`parse_columns`) and validate each; errors name ``path:line``.
 
     With ``skip_invalid`` bad rows are appended to ``skipped`` (as InputErrors)
     instead of raising. Raises if no valid row is left.
@@ -306,9 +308,10 @@ def read_validated(path, validate: Callable[[Any], dict], *, skip_invalid: bool 
     rows = []
     for line, raw in iter_json_rows(path, skip_invalid=skip_invalid, on_skip=skipped.append):
         try:
-            rows.append((line, validate(raw)))
+            rows.append((line, validate(rename_columns(raw, columns))))
         except ValueError as e:
-            err = InputError(path, line, str(e))
+            hint = " (name yours with --columns instruction=NAME)" if str(e) == "missing field 'instruction'" else ""
+            err = InputError(path, line, str(e) + hint)
             if not skip_invalid:
                 raise err from None
             skipped.append(err)
@@ -342,7 +345,7 @@ def chat_example(row: dict) -> dict:
 
 
 def read_examples(path, *, skip_invalid: bool = False, skipped: list | None = None, chat: bool = False,
-                  references: bool = False) -> list[dict]:
+                  references: bool = False, columns: dict | None = None) -> list[dict]:
     """Alpaca rows from Alpaca or Self-Instruct files; tasks flatten to one row per instance.
 
     ``chat``: single-turn chat rows are read too (:func:`chat_example`). ``references``: every
@@ -363,17 +366,19 @@ def read_examples(path, *, skip_invalid: bool = False, skipped: list | None = No
         return row
 
     out = []
-    for line, row in read_validated(path, validate, skip_invalid=skip_invalid, skipped=skipped):
+    for line, row in read_validated(path, validate, skip_invalid=skip_invalid, skipped=skipped, columns=columns):
         for ex in (flatten_task(row) if "instances" in row else [row]):
             out.append({**ex, "_line": line})
     return out
 
 
-def read_tasks(path, *, skip_invalid: bool = False, skipped: list | None = None) -> list[dict]:
+def read_tasks(path, *, skip_invalid: bool = False, skipped: list | None = None,
+               columns: dict | None = None) -> list[dict]:
     """Self-Instruct tasks; Alpaca rows are grouped by instruction into tasks."""
     tasks: dict[str, dict] = {}
     for line, row in read_validated(path, lambda r: validate_task(r) if row_kind(r) == "task"
-                                    else validate_example(r), skip_invalid=skip_invalid, skipped=skipped):
+                                    else validate_example(r), skip_invalid=skip_invalid, skipped=skipped,
+                                    columns=columns):
         if "instances" in row:
             key = row["instruction"]
             if key in tasks:
@@ -387,6 +392,7 @@ def read_tasks(path, *, skip_invalid: bool = False, skipped: list | None = None)
     return list(tasks.values())
 
 
-def read_any(path, *, skip_invalid: bool = False, skipped: list | None = None) -> list[tuple[int, dict]]:
+def read_any(path, *, skip_invalid: bool = False, skipped: list | None = None,
+             columns: dict | None = None) -> list[tuple[int, dict]]:
     """Rows of any of the three shapes, validated, as ``(line, row)``."""
-    return read_validated(path, _any_row, skip_invalid=skip_invalid, skipped=skipped)
+    return read_validated(path, _any_row, skip_invalid=skip_invalid, skipped=skipped, columns=columns)

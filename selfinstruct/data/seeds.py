@@ -42,7 +42,7 @@ def _task_id(task: dict, index: int, path: Path) -> str:
 
 
 def load_seeds(path=None, *, skip_invalid: bool = False, skipped: list | None = None,
-               min_tasks: int = MIN_SEEDS) -> list[dict]:
+               min_tasks: int = MIN_SEEDS, columns: dict | None = None) -> list[dict]:
     """Seed tasks from a Self-Instruct task file or an Alpaca ``.json``/``.jsonl`` file.
 
     ``path=None`` reads the packaged seeds. Alpaca rows are grouped by
@@ -51,7 +51,7 @@ def load_seeds(path=None, *, skip_invalid: bool = False, skipped: list | None = 
     records where it starts. Errors are :class:`InputError` naming ``file:line``.
     """
     with _real_path(path) as p:
-        tasks = read_tasks(p, skip_invalid=skip_invalid, skipped=skipped)
+        tasks = read_tasks(p, skip_invalid=skip_invalid, skipped=skipped, columns=columns)
         seen: dict[str, int | None] = {}
         out = []
         for i, task in enumerate(tasks):
@@ -66,12 +66,13 @@ def load_seeds(path=None, *, skip_invalid: bool = False, skipped: list | None = 
     return out
 
 
-def seed_rows(path=None, *, skip_invalid: bool = False, skipped: list | None = None) -> list[dict]:
+def seed_rows(path=None, *, skip_invalid: bool = False, skipped: list | None = None,
+              columns: dict | None = None) -> list[dict]:
     """Every instance of the seed tasks as a training row (``path``: a seed file, ``packaged`` or None
     for the packaged seeds), each with ``seed: True``. The paper's ``prepare_for_finetuning.py
     --include_seed_tasks`` adds them to the fine-tuning data the same way."""
     with _real_path(None if path in (None, "packaged") else path) as p:
-        rows = read_examples(p, skip_invalid=skip_invalid, skipped=skipped)
+        rows = read_examples(p, skip_invalid=skip_invalid, skipped=skipped, columns=columns)
     return [{"instruction": r["instruction"], "input": r["input"], "output": r["output"], "seed": True}
             for r in rows]
 

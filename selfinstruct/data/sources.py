@@ -30,11 +30,11 @@ def hf_data_file(path: Path) -> Path:
 
 
 def load_rows(path, template: str = "alpaca", *, skip_invalid: bool = False,
-              skipped: list | None = None) -> list[dict]:
+              skipped: list | None = None, columns: dict | None = None) -> list[dict]:
     """Alpaca rows (tasks flattened) and chat rows, each with ``_line``; chat rows need --template chat."""
     path = data_file(path)
     rows = []
-    for line, row in read_any(path, skip_invalid=skip_invalid, skipped=skipped):
+    for line, row in read_any(path, skip_invalid=skip_invalid, skipped=skipped, columns=columns):
         kind = row_kind(row)
         if kind == "chat" and template != "chat":
             err = InputError(path, line, "a chat 'messages' row: train it with --template chat")

@@ -41,11 +41,18 @@ def sample_rows(rows: list[dict], limit: int | None, seed: int = 0) -> list[dict
     return rows
 
 
-def model_names(specs: list[str]) -> list[str]:
+def model_names(specs: list[str], given: list[str] | tuple = ()) -> list[str]:
+    """What reports call each model: its ``--name``, else a folder's (or hub id's) last part, so a
+    temporary folder's whole path never reaches a title; a repeated name gets ``#2``, ``#3``."""
+    if given and len(given) != len(specs):
+        raise InputError("--name", None, f"{len(given)} name(s) for {len(specs)} model(s): give one per --model")
+    if any(not g.strip() for g in given):
+        raise InputError("--name", None, "a name is empty")
     names, seen = [], {}
-    for s in specs:
-        seen[s] = seen.get(s, 0) + 1
-        names.append(s if seen[s] == 1 else f"{s}#{seen[s]}")
+    for i, s in enumerate(specs):
+        base = given[i] if given else (Path(s.rstrip("/\\")).name or s)
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
     return names
 
 
@@ -185,18 +192,19 @@ def run_eval(models: list[str], data, out, *, limit: int | None = None, seed: in
              max_new_tokens: int = 256, batch_size: int = 8, template: str = "alpaca",
              temperature: float = 0.0, judge: str | None = None, judge_base_url: str | None = None,
              judge_api_key: str | None = None, examples: int = 3, skip_invalid: bool = False,
-             trust_remote_code: bool = False, log=print) -> dict:
+             trust_remote_code: bool = False, columns: dict | None = None, names: tuple = (),
+             log=print) -> dict:
     """Generate, score and report; returns the summary written to metrics.json."""
     if not models:
         raise InputError("--model", None, "give at least one model")
     skipped: list[InputError] = []
     rows = read_examples(data_file(data), skip_invalid=skip_invalid, skipped=skipped, chat=True,  # 1. data
-                         references=True)
+                         references=True, columns=columns)
     rows = sample_rows(rows, limit, seed)
     for err in skipped:
         log(f"skipped: {err}")
     out = check_new_files(out, RESULT_FILES)                  # 2. outputs (never overwrite)
-    names = model_names(models)
+    names = model_names(models, names)
     paths = [resolve_model(m) for m in models]                # 3. models exist, tokenizers/templates fit
     prompts = {}
     for n, p, m in zip(names, paths, models):
@@ -242,6 +250,7 @@ def _run(rows, names, paths, models, prompts, data, out, teacher, judge, *, limi
         "data": str(data), "rows": len(rows), "skipped_invalid": skipped, "limit": limit, "seed": seed,
         "template": template,
         "max_new_tokens": max_new_tokens, "temperature": temperature, "models": names,
+        "model_specs": dict(zip(names, models)),
         "metrics": {n: {**summarize(scored[n], refs), **timing[n]} for n in names},
         "comparisons": compare_models(names, scored, seed=seed),
     }

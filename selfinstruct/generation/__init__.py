@@ -1,7 +1,7 @@
 """Generation: grow tasks from seed tasks with a teacher (the Self-Instruct bootstrap loop).
 
 Entry points: ``bootstrap.run`` (the loop behind `selfinstruct generate`), ``budget.dry_run_lines``
-(`--dry-run`), ``report.write_run_report`` (`selfinstruct report`).
+(`--dry-run`), ``report.write_report`` (`selfinstruct report`: a run or any data file).
 
 ``prompts`` builds the teacher's prompts from package templates, ``parsing`` reads its answers,
 ``screen`` drops bad or near-duplicate candidates, ``journal`` owns the run folder's files (so a run

@@ -55,6 +55,7 @@ TOKEN_LIMITS = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}  # wh
 @dataclass
 class GenerateConfig:
     rounds: int = 5
+    num_instructions: int | None = None  # stop once this many tasks are kept (or after `rounds`)
     teacher: str = "embedded"
     style: str = "selfinstruct"
     prompts_per_round: int | None = None
@@ -90,6 +91,8 @@ class GenerateConfig:
             raise ValueError("threshold must be in (0, 1]")
         if self.rounds < 1 or (self.prompts_per_round is not None and self.prompts_per_round < 1):
             raise ValueError("rounds and prompts_per_round must be at least 1")
+        if self.num_instructions is not None and self.num_instructions < 1:
+            raise ValueError("num_instructions must be at least 1")
         self.teacher = self.teacher or "embedded"
         defaults = DEFAULTS[teacher_kind(self.teacher)]
         if self.prompts_per_round is None:
@@ -326,12 +329,30 @@ def run(teacher, cfg: GenerateConfig, state: RunState, *, echo: Callable[[str], 
         elif state.resumed:
             echo(f"resuming {state.out} at round {state.next_round} ({len(state.tasks)} tasks kept so far)")
         for r in range(state.next_round, cfg.rounds + 1):
+            if target_reached(cfg, state):
+                break
             row = run_round(teacher, cfg, state, gate, r)
             echo(f"round {r}: {row['kept']} kept of {row['candidates']} candidates, {row['instances']} instances, "
                  f"{row['seconds']:.0f}s" + round_note(row, state.stats))
     finally:
         state.close()
     return state.stats
+
+
+def target_reached(cfg: GenerateConfig, state: RunState) -> bool:
+    """``--num-instructions N``: N tasks kept (a round that crosses N finishes; its tasks are kept)."""
+    return cfg.num_instructions is not None and len(state.tasks) >= cfg.num_instructions
+
+
+def target_line(cfg: GenerateConfig, state: RunState) -> str | None:
+    """Where the run stands against ``--num-instructions`` (None without it)."""
+    if cfg.num_instructions is None:
+        return None
+    n, goal = len(state.tasks), cfg.num_instructions
+    if n >= goal:
+        return f"{n} tasks kept: --num-instructions {goal} reached"
+    return (f"{n} of --num-instructions {goal} tasks kept after {state.next_round - 1} round(s); "
+            "run the same command with a larger --rounds to continue")
 
 
 def summary(stats: dict, state: RunState) -> str:

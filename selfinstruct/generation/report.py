@@ -1,7 +1,8 @@
-"""`selfinstruct report RUN_DIR`: what a `generate` run produced, as report.md + PNG plots.
+"""`selfinstruct report PATH`: what a `generate` run produced, or what any data file holds, as report.md + PNGs.
 
-Counts come from stats.json (per round: kept, rejected by reason, tokens, cost);
-lengths, similarities and leading words from tasks.jsonl / data.jsonl.
+A run: counts come from stats.json (per round: kept, rejected by reason, tokens, cost); lengths,
+similarities and first words from tasks.jsonl / data.jsonl. Any other source `train` reads (a filtered
+file, an export, Alpaca or chat rows): lengths, similarities and first words of its rows.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..data.writers import OutputError, atomic_write_text, check_writable, read_
 
 RECOMPUTE_MAX = 1000   # recompute missing similarities (all pairs, ~5 s at 1000) up to this many
 TOP_VERBS = 20
-PLOTS = ("rounds.png", "lengths.png", "similarity.png", "verbs.png")
+PLOTS = ("rounds.png", "lengths.png", "similarity.png", "first_words.png")
 
 
 # --------------------------------------------------------------------------- reading
@@ -203,13 +204,17 @@ def render_run_markdown(s: dict, run_dir, config: dict) -> str:
         f"Max ROUGE-L of each kept instruction to the rest ({s['similarity_source']}): "
         f"median {_pct(sims, .5)}, 90th percentile {_pct(sims, .9)}, n={len(sims)}.", "",
         "![similarity histogram](similarity.png)", "",
-        "## Most common leading words", "",
-        "The first word of each kept instruction, lowercased: a rough view of diversity "
-        "(the paper uses verb-noun pairs from a parser).", "",
-        _table(["word", "instructions"], s["verbs"]) if s["verbs"] else "None.", "",
-        "![leading words](verbs.png)", "",
+        *_first_words_lines(s["verbs"], "kept instruction"),
     ]
     return "\n".join(parts)
+
+
+def _first_words_lines(counts, what: str) -> list[str]:
+    return ["## Most common first words", "",
+            f"The first word of each {what}, lowercased: a rough view of diversity. These are first words, not "
+            "verbs (the paper parses verb-noun pairs): a question's \"what\" counts too.", "",
+            _table(["word", "instructions"], counts) if counts else "None.", "",
+            "![first words](first_words.png)", ""]
 
 
 def write_run_report(run_dir, out=None, *, overwrite: bool = False) -> Path:
@@ -227,6 +232,87 @@ def write_run_report(run_dir, out=None, *, overwrite: bool = False) -> Path:
     plots.plot_rounds(s["rounds"], out / "rounds.png")
     plots.plot_lengths(s["instruction_words"], s["output_words"], out / "lengths.png")
     plots.plot_similarity(s["similarities"], out / "similarity.png", run["config"].get("threshold"))
-    plots.plot_verbs(s["verbs"], out / "verbs.png")
+    plots.plot_first_words(s["verbs"], out / "first_words.png")
     atomic_write_text(out / "report.md", render_run_markdown(s, run["dir"], run["config"]))
     return out / "report.md"
+
+
+# --------------------------------------------------------------------------- any data file
+
+ALPACA_INSTRUCTION = re.compile(r"### Instruction:\n(.*?)\n\n### (?:Input|Response):", re.S)
+
+
+def row_texts(row: dict) -> tuple[str, str]:
+    """(instruction, output) of a row `sources.load_rows` reads: a chat row's user and last assistant
+    turns; a prompt-completion row's Alpaca instruction (else its whole prompt) and completion."""
+    if "messages" in row:
+        msgs = row["messages"]
+        return ("\n".join(m["content"] for m in msgs if m["role"] == "user"),
+                next((m["content"] for m in reversed(msgs) if m["role"] == "assistant"), ""))
+    if "prompt" in row and "completion" in row and "instruction" not in row:
+        m = ALPACA_INSTRUCTION.search(row["prompt"])
+        return (m.group(1) if m else row["prompt"]), row["completion"]
+    return row.get("instruction", ""), row.get("output", "")
+
+
+def summarize_data(rows: list[dict], *, sample: int = RECOMPUTE_MAX, seed: int = 0) -> dict:
+    """Lengths, max ROUGE-L among distinct instructions (a seeded sample of ``sample`` when more), first words."""
+    import random
+
+    texts = [row_texts(r) for r in rows]
+    distinct = list(dict.fromkeys(t for t, _ in texts))
+    picked = distinct if len(distinct) <= sample else random.Random(seed).sample(distinct, sample)
+    source = "every other distinct instruction" if picked is distinct else (
+        f"the others of a seeded sample of {sample:,} of the {len(distinct):,} distinct instructions")
+    return {"rows": len(rows), "distinct": len(distinct),
+            "instruction_words": [words(t) for t in distinct], "output_words": [words(o) for _, o in texts],
+            "similarities": max_similarities(picked), "similarity_source": source,
+            "verbs": leading_verbs(distinct)}
+
+
+def render_data_markdown(s: dict, name: str) -> str:
+    sims = s["similarities"]
+    return "\n".join([
+        f"# Data report: {name}", "",
+        f"**{s['rows']} rows**, {s['distinct']} distinct instructions.", "",
+        "## Lengths (words)", "",
+        _table(["", "n", "median", "90th pct", "max"],
+               [[what, len(xs), _pct(xs, .5), _pct(xs, .9), max(xs, default="-")]
+                for what, xs in (("instruction (distinct)", s["instruction_words"]), ("output", s["output_words"]))]),
+        "", "![length histograms](lengths.png)", "",
+        "## Similarity of the instructions", "",
+        f"Max ROUGE-L of each instruction to {s['similarity_source']}: median {_pct(sims, .5)}, "
+        f"90th percentile {_pct(sims, .9)}, n={len(sims)}.", "",
+        "![similarity histogram](similarity.png)", "",
+        *_first_words_lines(s["verbs"], "distinct instruction"),
+    ])
+
+
+DATA_PLOTS = ("lengths.png", "similarity.png", "first_words.png")
+
+
+def write_data_report(path, out=None, *, overwrite: bool = False, columns: dict | None = None) -> Path:
+    """report.md and the plots of any data source `train` reads (default out: ``PATH.report`` beside it)."""
+    from .. import plots
+    from ..data.sources import load_rows
+
+    path = Path(path)
+    out = Path(out) if out else path.with_name(path.name + ".report")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    for name in ("report.md", *DATA_PLOTS):
+        check_writable(out / name, overwrite=overwrite)
+    s = summarize_data(load_rows(path, template="chat", columns=columns))
+    out.mkdir(parents=True, exist_ok=True)
+    plots.plot_lengths(s["instruction_words"], s["output_words"], out / "lengths.png")
+    plots.plot_similarity(s["similarities"], out / "similarity.png", what="instructions")
+    plots.plot_first_words(s["verbs"], out / "first_words.png")
+    atomic_write_text(out / "report.md", render_data_markdown(s, path.name))
+    return out / "report.md"
+
+
+def write_report(path, out=None, *, overwrite: bool = False, columns: dict | None = None) -> Path:
+    """A run report for a `generate` folder (it has stats.json), else a data report."""
+    if Path(path).is_dir() and (Path(path) / "stats.json").exists():
+        return write_run_report(path, out, overwrite=overwrite)
+    return write_data_report(path, out, overwrite=overwrite, columns=columns)

@@ -14,7 +14,7 @@ from ..data.writers import OutputError
 from . import journal
 
 # run.json key -> the option that sets it
-FLAGS = {"rounds": "--rounds", "teacher": "--teacher", "style": "--style", "prompts_per_round": "--prompts-per-round",
+FLAGS = {"rounds": "--rounds", "num_instructions": "--num-instructions", "teacher": "--teacher", "style": "--style", "prompts_per_round": "--prompts-per-round",
          "instances": "--instances", "threshold": "--threshold", "seed": "--seed", "max_tokens": "--max-tokens",
          "temperature": "--temperature", "top_p": "--top-p", "repeat_penalty": "--repeat-penalty",
          "instance_temperature": "--instance-temperature", "instance_top_p": "--instance-top-p",

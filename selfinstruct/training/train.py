@@ -17,10 +17,12 @@ import dataclasses
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from . import examples as D
+from .callbacks import make_callbacks
+from .final import cast_saved, save_dtype, set_prompt_format
+from .lora import add_adapters, default_lr, peft_error, save_merged, trainable_line
 from ..data.formatting import TemplateError, check_template
 from ..models import ModelError, load_error, resolve_model
 from ..data.records import InputError
@@ -34,7 +36,8 @@ from ..data.writers import (
 
 # options that must match when resuming (same data order and LR schedule)
 RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",
-               "weight_decay", "max_length", "val_fraction", "template", "packing", "seed", "max_batch_tokens")
+               "weight_decay", "max_length", "val_fraction", "template", "packing", "seed", "max_batch_tokens",
+               "columns", "lora", "lora_alpha")
 
 
 @dataclasses.dataclass
@@ -64,6 +67,11 @@ class TrainOptions:
     max_batch_tokens: int | None = None  # None: 16384 on GPU, 0 (--batch-size examples) on CPU
     attn: str = "auto"
     report_to: str = "none"
+    columns: dict | None = None  # the data's column -> ours (data.columns.parse_columns)
+    save_total_limit: int = 2  # checkpoints kept: the best and the last (0: all)
+    save_dtype: str = "auto"  # the final model's: auto = bfloat16 where trained in bf16, else float32
+    lora: int = 0  # LoRA rank; 0 = full fine-tuning (lora.py)
+    lora_alpha: int | None = None  # None: 2 * rank
 
 
 def warn(msg: str) -> None:
@@ -200,7 +208,7 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         activation_checkpointing=opts.gradient_checkpointing,  # 5.x name of gradient_checkpointing
         activation_checkpointing_kwargs={"use_reentrant": False} if opts.gradient_checkpointing else None,
         eval_strategy="steps" if has_val else "no", eval_steps=eval_steps if has_val else None,
-        save_strategy="steps", save_steps=save_steps, save_total_limit=2,
+        save_strategy="steps", save_steps=save_steps, save_total_limit=opts.save_total_limit or None,
         load_best_model_at_end=has_val, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=opts.logging_steps, logging_first_step=True,
         report_to=report_to_list(opts.report_to),
@@ -217,66 +225,6 @@ def trim_metrics(path: Path, step: int) -> None:
     write_jsonl(path, rows)
 
 
-# --------------------------------------------------------------------------- callbacks
-
-
-def make_callbacks(metrics_path: Path):
-    """Metrics journal (metrics.jsonl) and a progress bar with loss, tokens/s and ETA."""
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import ProgressCallback
-
-    class Metrics(TrainerCallback):
-        def __init__(self):
-            self.writer = None  # opened on first write, on the main process only
-            self.busy = 0.0  # seconds spent in training steps (not eval, not saving)
-            self.last = (0.0, 0)
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.last = (0.0, state.num_input_tokens_seen)
-
-        def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            self.busy += time.perf_counter() - self.t
-
-        def write(self, row: dict) -> None:
-            self.writer = self.writer or JsonlWriter(metrics_path)
-            self.writer.write(row)
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or not logs:
-                return
-            if "loss" in logs:
-                tokens = state.num_input_tokens_seen
-                dt, dn = self.busy - self.last[0], tokens - self.last[1]
-                self.last = (self.busy, tokens)
-                self.rate = dn / dt if dt > 0 else None
-                self.write({"type": "train", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                                   "loss": logs["loss"], "lr": logs.get("learning_rate"),
-                                   "grad_norm": logs.get("grad_norm"), "tokens": tokens,
-                                   "tokens_per_s": round(self.rate, 1) if self.rate else None})
-            elif "eval_loss" in logs:
-                self.write({"type": "eval", "step": state.global_step, "eval_loss": logs["eval_loss"]})
-
-        def on_train_end(self, args, state, control, **kw):
-            if self.writer:
-                self.writer.close()
-
-    class Progress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or self.training_bar is None or not logs:
-                return
-            if "loss" in logs:
-                rate = getattr(metrics, "rate", None)
-                self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{rate:.0f}" if rate else "-")
-            elif "eval_loss" in logs:
-                self.training_bar.write(f"step {state.global_step}: validation loss {logs['eval_loss']:.4f}")
-
-    metrics = Metrics()
-    return metrics, Progress()
-
-
 # --------------------------------------------------------------------------- the flow
 
 
@@ -287,11 +235,14 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     skipped: list[InputError] = []
     if opts.template not in ("alpaca", "chat"):
         raise ModelError(f"unknown template '{opts.template}' (choose alpaca or chat)")
-    rows = load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped)
+    rows = load_rows(opts.data, opts.template, skip_invalid=opts.skip_invalid, skipped=skipped,
+                     columns=opts.columns)
     for err in skipped:
         warn(f"skipped {err}")
-    if report_to_error(opts.report_to):
-        raise ModelError(report_to_error(opts.report_to))
+    if report_to_error(opts.report_to) or peft_error(opts.lora):
+        raise ModelError(report_to_error(opts.report_to) or peft_error(opts.lora))
+    if opts.lr is None:  # the CLI's default: full fine-tuning's rate, or LoRA's
+        opts = dataclasses.replace(opts, lr=default_lr(opts.lora))
     if opts.max_batch_tokens is None:  # the device's default, saved so that --resume compares it
         import torch
 
@@ -304,7 +255,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     from transformers import AutoTokenizer
 
     model_path = resolve_model(opts.model)
-    if not opts.resume and (low := check_disk(opts.out, model_path)):
+    if not opts.resume and not opts.lora and (low := check_disk(opts.out, model_path)):
         warn(low)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=opts.trust_remote_code)
@@ -316,6 +267,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         raise ModelError(str(e)) from None
     if tokenizer.pad_token_id is None:  # safe: labels never come from pad ids
         tokenizer.pad_token = tokenizer.eos_token
+    set_prompt_format(tokenizer, opts.template)  # saved with every checkpoint and the final model
     train_rows, val_rows = D.split_rows(rows, opts.val_fraction, opts.seed)
     train_ex, dropped_train = D.encode_rows(train_rows, tokenizer, opts.template, opts.max_length)
     val_ex, dropped_val = D.encode_rows(val_rows, tokenizer, opts.template, opts.max_length)
@@ -354,6 +306,9 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     dev = device_settings(opts.attn)
     model = load_model(model_path, dev["attn"], opts.trust_remote_code)
     chunked = use_chunked_loss(model)
+    if opts.lora:  # after the loss swap: the adapters wrap the same forward
+        model = add_adapters(model, opts.lora, opts.lora_alpha)
+        echo(trainable_line(model))
     echo(f"attention: {model.config._attn_implementation}; {'bf16 autocast' if dev['bf16'] else 'fp32'}; loss: "
          f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
          f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}")
@@ -372,9 +327,10 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     result = trainer.train(resume_from_checkpoint=last_ckpt)
 
     # 4. final model (the best by validation loss when there is validation) at the root
-    trainer.save_model(str(out))
+    save_merged(trainer, out, tokenizer) if opts.lora else trainer.save_model(str(out))
     if trainer.is_world_process_zero():
         (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; train_args.json holds the run's args
+        cast_saved(out, save_dtype(opts.save_dtype, dev["bf16"]))
         gen = trainer.model.generation_config
         if gen is not None and (gen.eos_token_id is None or gen.pad_token_id is None):
             gen.eos_token_id = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
