@@ -4,8 +4,8 @@ One flow (:func:`train`): check the output folder and the data (before any
 model loads), split, tokenise with response-only labels, load the model, run
 ``Trainer`` (fused AdamW, cosine + warmup, clipping 1.0, bf16 where the device computes it), save the final
 (best-validation) model as a plain checkpoint at the root of ``out``.
-``accelerate launch --config_file selfinstruct/configs/fsdp.yaml -m selfinstruct.cli train ...``
-runs the same flow under FSDP; the Trainer handles the distribution.
+Under torchrun or ``accelerate launch`` every process runs this flow; the Trainer shards the batches
+and normalises the loss by all ranks' target tokens, and rank 0 alone writes and prints (``processes``).
 
 Layout of ``out``: the model (config, safetensors, tokenizer, generation config),
 ``checkpoints/`` (Trainer checkpoints: best and last), ``metrics.jsonl``,
@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from . import examples as D
@@ -25,12 +24,14 @@ from ..data.formatting import TemplateError, check_template
 from ..models import ModelError, load_error, resolve_model
 from ..data.records import InputError
 from ..data.sources import data_file, load_rows
+from .processes import is_rank_zero, launch_shortfall, process_state
 from .sft import (
     attention_candidates, batch_tokens_default, check_disk, report_callbacks, report_to_error, report_to_list,
 )
 from ..data.writers import (
     JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
 )
+from .progress import make_callbacks
 
 # options that must match when resuming (same data order and LR schedule)
 RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",
@@ -67,7 +68,8 @@ class TrainOptions:
 
 
 def warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr)
+    if is_rank_zero():  # once per run, not once per process
+        print(f"warning: {msg}", file=sys.stderr)
 
 
 MIN_ROWS = 32  # below this a full fine-tune memorises rows instead of learning the format (docs: demo)
@@ -205,6 +207,8 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         logging_steps=opts.logging_steps, logging_first_step=True,
         report_to=report_to_list(opts.report_to),
         seed=opts.seed, data_seed=opts.seed, remove_unused_columns=False,
+        # the loss of every process is divided by the target tokens of all processes (tests/test_distributed.py)
+        average_tokens_across_devices=True,
         train_sampling_strategy="random" if opts.packing or opts.max_batch_tokens else "group_by_length",
         include_num_input_tokens_seen="non_padding", dataloader_pin_memory=dev["cuda"],
     )
@@ -217,72 +221,15 @@ def trim_metrics(path: Path, step: int) -> None:
     write_jsonl(path, rows)
 
 
-# --------------------------------------------------------------------------- callbacks
-
-
-def make_callbacks(metrics_path: Path):
-    """Metrics journal (metrics.jsonl) and a progress bar with loss, tokens/s and ETA."""
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import ProgressCallback
-
-    class Metrics(TrainerCallback):
-        def __init__(self):
-            self.writer = None  # opened on first write, on the main process only
-            self.busy = 0.0  # seconds spent in training steps (not eval, not saving)
-            self.last = (0.0, 0)
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.last = (0.0, state.num_input_tokens_seen)
-
-        def on_step_begin(self, args, state, control, **kw):
-            self.t = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kw):
-            self.busy += time.perf_counter() - self.t
-
-        def write(self, row: dict) -> None:
-            self.writer = self.writer or JsonlWriter(metrics_path)
-            self.writer.write(row)
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or not logs:
-                return
-            if "loss" in logs:
-                tokens = state.num_input_tokens_seen
-                dt, dn = self.busy - self.last[0], tokens - self.last[1]
-                self.last = (self.busy, tokens)
-                self.rate = dn / dt if dt > 0 else None
-                self.write({"type": "train", "step": state.global_step, "epoch": round(state.epoch or 0, 4),
-                                   "loss": logs["loss"], "lr": logs.get("learning_rate"),
-                                   "grad_norm": logs.get("grad_norm"), "tokens": tokens,
-                                   "tokens_per_s": round(self.rate, 1) if self.rate else None})
-            elif "eval_loss" in logs:
-                self.write({"type": "eval", "step": state.global_step, "eval_loss": logs["eval_loss"]})
-
-        def on_train_end(self, args, state, control, **kw):
-            if self.writer:
-                self.writer.close()
-
-    class Progress(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not state.is_world_process_zero or self.training_bar is None or not logs:
-                return
-            if "loss" in logs:
-                rate = getattr(metrics, "rate", None)
-                self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}", tok_s=f"{rate:.0f}" if rate else "-")
-            elif "eval_loss" in logs:
-                self.training_bar.write(f"step {state.global_step}: validation loss {logs['eval_loss']:.4f}")
-
-    metrics = Metrics()
-    return metrics, Progress()
-
-
 # --------------------------------------------------------------------------- the flow
 
 
 def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
-    """Run (or resume) a fine-tuning run; returns a summary dict."""
+    """Run (or resume) a fine-tuning run; returns a summary dict (on every process)."""
     out = Path(opts.out)
+    echo = echo if is_rank_zero() else (lambda *a, **k: None)
+    if launch_shortfall():
+        warn(launch_shortfall())
     # 1. inputs first: data, template name, output folder; no model is loaded yet
     skipped: list[InputError] = []
     if opts.template not in ("alpaca", "chat"):
@@ -300,7 +247,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     last_ckpt = check_out_dir(opts, saved_args)
 
     # 2. tokenizer (cheap) and template check, then the split and the tokens
-    from accelerate import PartialState
+    import torch
     from transformers import AutoTokenizer
 
     model_path = resolve_model(opts.model)
@@ -323,7 +270,9 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         raise InputError(data_file(opts.data), None,
                          f"no training row left: every response is cut by --max-length {opts.max_length}")
     n_tokens, n_trained = D.count_tokens(train_ex)
-    data_info = {"type": "data", "step": 0, "rows": len(rows), "skipped_invalid": len(skipped),
+    state = process_state(torch.cuda.is_available())  # under torchrun / accelerate launch: the process group
+    data_info = {"type": "data", "step": 0, "processes": state.num_processes, "rows": len(rows),
+                 "skipped_invalid": len(skipped),
                  "train_examples": len(train_ex), "val_examples": len(val_ex),
                  "dropped_truncated_train": dropped_train, "dropped_truncated_val": dropped_val,
                  "train_tokens": n_tokens, "train_response_tokens": n_trained}
@@ -333,8 +282,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         warn(small_data_warning(len(train_ex)))
 
     metrics_path = out / "metrics.jsonl"
-    state = PartialState()  # under accelerate launch / torchrun: one writer, after every rank checked
-    state.wait_for_everyone()
+    state.wait_for_everyone()  # one writer (rank 0), after every rank checked the folder
     if state.is_main_process:
         if not opts.resume:
             out.mkdir(parents=True, exist_ok=True)
@@ -356,7 +304,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     chunked = use_chunked_loss(model)
     echo(f"attention: {model.config._attn_implementation}; {'bf16 autocast' if dev['bf16'] else 'fp32'}; loss: "
          f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
-         f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}")
+         f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}"
+         + (f" per process, {state.num_processes} processes" if state.num_processes > 1 else ""))
     collator = D.Collator(tokenizer.pad_token_id, packing=opts.packing,
                           pad_to_multiple_of=8 if dev["cuda"] and not opts.packing else None)
     train_ds, val_ds = train_ex, val_ex
