@@ -32,8 +32,9 @@ ROWS = [{"instruction": "Repeat the word apple 60 times.", "input": "", "output"
 ARGS = ["--max-steps", "6", "--lr", "3e-3", "--warmup-ratio", "0", "--val-fraction", "0.3", "--eval-steps", "3",
         "--logging-steps", "1", "--seed", "0"]
 # fp32 sums of the same numbers in another order (per rank, then across ranks) differ in the last bits:
-# measured 1e-7 relative on the losses and 1e-7 on the weights after 6 steps; the local normalisation
-# moves them by 1e-3 or more (docs/benchmarks.md)
+# measured 1.6e-7 relative on the losses and 3.6e-7 on the weights after 6 steps. Dividing by each rank's
+# own target count moves the losses by up to 1.8e-2 relative and the weights by 2.1e-2 (more than the
+# 1.1e-2 that training moved them): the tolerances sit 30x above the first, 1,000x below the second.
 LOSS_RTOL, WEIGHT_ATOL = 1e-5, 1e-5
 
 distributed = pytest.mark.distributed
@@ -125,7 +126,7 @@ def test_rank_zero_alone_writes_and_prints(one, two):
     stdout = res.stdout.splitlines()
     for start in ("data: 8 train / 4 validation", "attention: sdpa", "trained 6 steps"):
         assert sum(line.startswith(start) for line in stdout) == 1, (start, res.stdout)
-    assert "batches: 4 examples per process, 2 processes" in res.stdout
+    assert "batches: 4 examples per process, 2 processes (DDP)" in res.stdout
     assert res.stderr.count("warning: no GPU") == 1 and "warning: accelerate launch" not in res.stderr
 
 
@@ -162,18 +163,35 @@ def test_resume_on_two_processes_repeats_no_step(setup, two):
     assert len(metrics(out, "data")) == 1 and len(metrics(out, "summary")) == 1
 
 
-@distributed
-def test_accelerate_cpu_launch_of_two_says_it_started_one(tmp_path):
+def accelerate_launch(tmp_path, *launch) -> tuple[Path, list[str]]:
+    """``accelerate launch LAUNCH -m selfinstruct.cli train`` on a bad data file: the launch, the warnings,
+    and the one-line error, in seconds (no model loads)."""
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "x"}\n')
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines",
-           "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "selfinstruct.cli", "train",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *launch, "-m", "selfinstruct.cli", "train",
            "--data", str(bad), "--out", str(tmp_path / "out")]
     res = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=120, cwd=ROOT)
-    lines = res.stderr.splitlines()
+    assert res.returncode != 0 and not (tmp_path / "out").exists()
+    return bad, res.stderr.splitlines()
+
+
+@distributed
+def test_accelerate_cpu_launch_of_two_says_it_started_one(tmp_path):
+    bad, lines = accelerate_launch(tmp_path, "--cpu", "--num_processes", "2", "--num_machines", "1",
+                                   "--mixed_precision", "no", "--dynamo_backend", "no")
     warned = [line for line in lines if line.startswith("warning: accelerate launch was asked for several")]
-    assert len(warned) == 1 and "training on 1 process" in warned[0], res.stderr
-    assert f"error: {bad}:1: missing field 'output'" in lines and not (tmp_path / "out").exists()
+    assert len(warned) == 1 and "training on 1 process" in warned[0], lines
+    assert f"error: {bad}:1: missing field 'output'" in lines  # (accelerate repeats the child's stderr)
+
+
+@distributed
+def test_the_fsdp_config_on_cpu_processes_says_it_trains_with_ddp(tmp_path):
+    config = ROOT / "selfinstruct" / "configs" / "fsdp.yaml"
+    bad, lines = accelerate_launch(tmp_path, "--config_file", str(config), "--num_processes", "2",
+                                   "--mixed_precision", "no")
+    warned = [line for line in lines if line.startswith("warning: the accelerate config asks for FSDP")]
+    assert len(warned) == 1 and "train with DDP" in warned[0], lines  # rank 0 alone prints
+    assert lines.count(f"error: {bad}:1: missing field 'output'") == 2  # every process checks its input
 
 
 def test_launch_shortfall_reads_the_launchers_environment():
@@ -183,3 +201,5 @@ def test_launch_shortfall_reads_the_launchers_environment():
     torchrun_env = {"MASTER_ADDR": "localhost", "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}
     assert launch_shortfall(torchrun_env) is None
     assert launch_shortfall({**torchrun_env, "ACCELERATE_USE_CPU": "False"}) is None  # accelerate --multi_gpu
+    fsdp = {**torchrun_env, "ACCELERATE_USE_FSDP": "true"}
+    assert "train with DDP" in launch_shortfall(fsdp) and launch_shortfall(fsdp, cuda=True) is None

@@ -16,18 +16,23 @@ def is_rank_zero(env: Mapping[str, str] = os.environ) -> bool:
     return env.get("RANK", "0") == "0"
 
 
-def launch_shortfall(env: Mapping[str, str] = os.environ) -> str | None:
-    """Why this process trains alone although its launcher was asked for several; None when it was not.
+def launch_shortfall(env: Mapping[str, str] = os.environ, cuda: bool = False) -> str | None:
+    """Why this run gets less than its launch asked for (one line); None when it gets what it asked.
 
-    accelerate's single-process launcher (``accelerate launch --cpu``, or a config with ``distributed_type:
-    MULTI_CPU`` and no mpirun hostfile) sets ``MASTER_ADDR`` only when ``--num_processes`` or
-    ``--num_machines`` is above 1, sets ``ACCELERATE_USE_CPU``, and starts one process without ``WORLD_SIZE``.
-    accelerate does not pass the count it was given on, so the line says "several"."""
-    if "WORLD_SIZE" in env or "ACCELERATE_USE_CPU" not in env or "MASTER_ADDR" not in env:
-        return None
-    return ("accelerate launch was asked for several processes but started one (its --cpu launcher runs a "
-            "single process): training on 1 process; for N CPU processes use `torchrun --nproc_per_node N "
-            "-m selfinstruct.cli train ...` or `accelerate launch --multi_gpu --num_processes N ...`")
+    - accelerate's single-process launcher (``accelerate launch --cpu``, or a config with ``distributed_type:
+      MULTI_CPU`` and no mpirun hostfile) sets ``MASTER_ADDR`` only when ``--num_processes`` or
+      ``--num_machines`` is above 1, sets ``ACCELERATE_USE_CPU``, and starts one process without
+      ``WORLD_SIZE``. It does not pass the count on, so the line says "several".
+    - an FSDP config (``ACCELERATE_USE_FSDP``) without a GPU: accelerate turns FSDP on for GPU-type
+      process groups only, so CPU processes train with DDP, each holding the whole model."""
+    if "WORLD_SIZE" not in env and "ACCELERATE_USE_CPU" in env and "MASTER_ADDR" in env:
+        return ("accelerate launch was asked for several processes but started one (its --cpu launcher runs a "
+                "single process): training on 1 process; for N CPU processes use `torchrun --standalone "
+                "--nproc_per_node N -m selfinstruct.cli train ...`")
+    if env.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not cuda:
+        return ("the accelerate config asks for FSDP, but accelerate shards only across GPUs: these CPU "
+                "processes train with DDP (each holds the whole model and its optimizer state)")
+    return None
 
 
 def process_state(cuda: bool):

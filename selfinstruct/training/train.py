@@ -227,9 +227,11 @@ def trim_metrics(path: Path, step: int) -> None:
 def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     """Run (or resume) a fine-tuning run; returns a summary dict (on every process)."""
     out = Path(opts.out)
+    import torch
+
     echo = echo if is_rank_zero() else (lambda *a, **k: None)
-    if launch_shortfall():
-        warn(launch_shortfall())
+    if shortfall := launch_shortfall(cuda=torch.cuda.is_available()):
+        warn(shortfall)
     # 1. inputs first: data, template name, output folder; no model is loaded yet
     skipped: list[InputError] = []
     if opts.template not in ("alpaca", "chat"):
@@ -240,14 +242,11 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     if report_to_error(opts.report_to):
         raise ModelError(report_to_error(opts.report_to))
     if opts.max_batch_tokens is None:  # the device's default, saved so that --resume compares it
-        import torch
-
         opts = dataclasses.replace(opts, max_batch_tokens=batch_tokens_default(torch.cuda.is_available()))
     saved_args = {**dataclasses.asdict(opts), "data_sha256": sha256_file(data_file(opts.data))}
     last_ckpt = check_out_dir(opts, saved_args)
 
     # 2. tokenizer (cheap) and template check, then the split and the tokens
-    import torch
     from transformers import AutoTokenizer
 
     model_path = resolve_model(opts.model)
@@ -302,10 +301,6 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     dev = device_settings(opts.attn)
     model = load_model(model_path, dev["attn"], opts.trust_remote_code)
     chunked = use_chunked_loss(model)
-    echo(f"attention: {model.config._attn_implementation}; {'bf16 autocast' if dev['bf16'] else 'fp32'}; loss: "
-         f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
-         f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}"
-         + (f" per process, {state.num_processes} processes" if state.num_processes > 1 else ""))
     collator = D.Collator(tokenizer.pad_token_id, packing=opts.packing,
                           pad_to_multiple_of=8 if dev["cuda"] and not opts.packing else None)
     train_ds, val_ds = train_ex, val_ex
@@ -316,6 +311,12 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     trainer = trainer_class()(model=model, args=training_arguments(opts, dev, bool(val_ex)), data_collator=collator,
                               train_dataset=train_ds, eval_dataset=val_ds or None, processing_class=tokenizer,
                               callbacks=[metrics_cb, *report_callbacks(opts.report_to, opts.out), *callbacks])
+    processes = (f" per process, {state.num_processes} processes ({'FSDP' if trainer.is_fsdp_enabled else 'DDP'})"
+                 if state.num_processes > 1 else "")
+    echo(f"attention: {model.config._attn_implementation}; {'bf16 autocast' if dev['bf16'] else 'fp32'}; loss: "
+         f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
+         f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}"
+         f"{processes}")
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress_cb)
     result = trainer.train(resume_from_checkpoint=last_ckpt)
