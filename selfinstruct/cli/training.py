@@ -19,9 +19,10 @@ from .options import columns_option
 @click.option("--max-steps", default=None, type=click.IntRange(min=1),
               help="Stop after this many optimizer steps (overrides --epochs).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Examples per device per micro-batch (packed into one row with --packing).")
+              help="Examples per process (per GPU) per micro-batch (packed into one row with --packing); "
+                   "the optimizer step sees batch-size x processes x grad-accum examples.")
 @click.option("--max-batch-tokens", default=None, type=click.IntRange(min=0),
-              help="Batch by tokens: up to N tokens per device per micro-batch (default 16384 on GPU; "
+              help="Batch by tokens: up to N tokens per process per micro-batch (default 16384 on GPU; "
                    "0 = --batch-size examples, the CPU default).")
 @click.option("--grad-accum", default=1, show_default=True, type=click.IntRange(min=1),
               help="Micro-batches per optimizer step.")
@@ -72,9 +73,12 @@ from .options import columns_option
                    "comma-separated; none = only metrics.jsonl and loss.png.")
 def train_cmd(**kw):
     """Fine-tune every parameter of a causal LM on instruction data (loss on responses only)."""
+    from ..training.processes import is_rank_zero
     from ..training.train import TrainOptions, train
 
     s = train(TrainOptions(**kw))
+    if not is_rank_zero():  # under torchrun / accelerate launch: rank 0 reports the run
+        return
     best = f", best validation loss {s['best_eval_loss']:.4f}" if s["best_eval_loss"] is not None else ""
     click.echo(f"trained {s['step']} steps, train loss {s['train_loss']:.4f}{best}; "
                f"dropped {s['dropped_truncated_train'] + s['dropped_truncated_val']} truncated rows, "

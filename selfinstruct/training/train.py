@@ -4,8 +4,8 @@ One flow (:func:`train`): check the output folder and the data (before any
 model loads), split, tokenise with response-only labels, load the model, run
 ``Trainer`` (fused AdamW, cosine + warmup, clipping 1.0, bf16 where the device computes it), save the final
 (best-validation) model as a plain checkpoint at the root of ``out``.
-``accelerate launch --config_file selfinstruct/configs/fsdp.yaml -m selfinstruct.cli train ...``
-runs the same flow under FSDP; the Trainer handles the distribution.
+Under torchrun or ``accelerate launch`` every process runs this flow; the Trainer shards the batches
+and normalises the loss by all ranks' target tokens, and rank 0 alone writes and prints (``processes``).
 
 Layout of ``out``: the model (config, safetensors, tokenizer, generation config),
 ``checkpoints/`` (Trainer checkpoints: best and last), ``metrics.jsonl``,
@@ -20,19 +20,20 @@ import sys
 from pathlib import Path
 
 from . import examples as D
-from .callbacks import make_callbacks
 from .final import cast_saved, save_dtype, set_prompt_format
 from .lora import add_adapters, default_lr, peft_error, save_merged, trainable_line
 from ..data.formatting import TemplateError, check_template
 from ..models import ModelError, load_error, resolve_model
 from ..data.records import InputError
 from ..data.sources import data_file, load_rows
+from .processes import is_rank_zero, launch_shortfall, process_state
 from .sft import (
     attention_candidates, batch_tokens_default, check_disk, report_callbacks, report_to_error, report_to_list,
 )
 from ..data.writers import (
     JsonlWriter, OutputError, atomic_write_json, check_out_folder, read_jsonl_lenient, write_jsonl,
 )
+from .progress import make_callbacks
 
 # options that must match when resuming (same data order and LR schedule)
 RESUME_KEYS = ("data_sha256", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "warmup_ratio",
@@ -75,7 +76,8 @@ class TrainOptions:
 
 
 def warn(msg: str) -> None:
-    print(f"warning: {msg}", file=sys.stderr)
+    if is_rank_zero():  # once per run, not once per process
+        print(f"warning: {msg}", file=sys.stderr)
 
 
 MIN_ROWS = 32  # below this a full fine-tune memorises rows instead of learning the format (docs: demo)
@@ -213,6 +215,8 @@ def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
         logging_steps=opts.logging_steps, logging_first_step=True,
         report_to=report_to_list(opts.report_to),
         seed=opts.seed, data_seed=opts.seed, remove_unused_columns=False,
+        # the loss of every process is divided by the target tokens of all processes (tests/test_distributed.py)
+        average_tokens_across_devices=True,
         train_sampling_strategy="random" if opts.packing or opts.max_batch_tokens else "group_by_length",
         include_num_input_tokens_seen="non_padding", dataloader_pin_memory=dev["cuda"],
     )
@@ -229,8 +233,13 @@ def trim_metrics(path: Path, step: int) -> None:
 
 
 def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
-    """Run (or resume) a fine-tuning run; returns a summary dict."""
+    """Run (or resume) a fine-tuning run; returns a summary dict (on every process)."""
     out = Path(opts.out)
+    import torch
+
+    echo = echo if is_rank_zero() else (lambda *a, **k: None)
+    if shortfall := launch_shortfall(cuda=torch.cuda.is_available()):
+        warn(shortfall)
     # 1. inputs first: data, template name, output folder; no model is loaded yet
     skipped: list[InputError] = []
     if opts.template not in ("alpaca", "chat"):
@@ -244,14 +253,11 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     if opts.lr is None:  # the CLI's default: full fine-tuning's rate, or LoRA's
         opts = dataclasses.replace(opts, lr=default_lr(opts.lora))
     if opts.max_batch_tokens is None:  # the device's default, saved so that --resume compares it
-        import torch
-
         opts = dataclasses.replace(opts, max_batch_tokens=batch_tokens_default(torch.cuda.is_available()))
     saved_args = {**dataclasses.asdict(opts), "data_sha256": sha256_file(data_file(opts.data))}
     last_ckpt = check_out_dir(opts, saved_args)
 
     # 2. tokenizer (cheap) and template check, then the split and the tokens
-    from accelerate import PartialState
     from transformers import AutoTokenizer
 
     model_path = resolve_model(opts.model)
@@ -275,7 +281,9 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         raise InputError(data_file(opts.data), None,
                          f"no training row left: every response is cut by --max-length {opts.max_length}")
     n_tokens, n_trained = D.count_tokens(train_ex)
-    data_info = {"type": "data", "step": 0, "rows": len(rows), "skipped_invalid": len(skipped),
+    state = process_state(torch.cuda.is_available())  # under torchrun / accelerate launch: the process group
+    data_info = {"type": "data", "step": 0, "processes": state.num_processes, "rows": len(rows),
+                 "skipped_invalid": len(skipped),
                  "train_examples": len(train_ex), "val_examples": len(val_ex),
                  "dropped_truncated_train": dropped_train, "dropped_truncated_val": dropped_val,
                  "train_tokens": n_tokens, "train_response_tokens": n_trained}
@@ -285,8 +293,7 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         warn(small_data_warning(len(train_ex)))
 
     metrics_path = out / "metrics.jsonl"
-    state = PartialState()  # under accelerate launch / torchrun: one writer, after every rank checked
-    state.wait_for_everyone()
+    state.wait_for_everyone()  # one writer (rank 0), after every rank checked the folder
     if state.is_main_process:
         if not opts.resume:
             out.mkdir(parents=True, exist_ok=True)
@@ -309,9 +316,6 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     if opts.lora:  # after the loss swap: the adapters wrap the same forward
         model = add_adapters(model, opts.lora, opts.lora_alpha)
         echo(trainable_line(model))
-    echo(f"attention: {model.config._attn_implementation}; {'bf16 autocast' if dev['bf16'] else 'fp32'}; loss: "
-         f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
-         f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}")
     collator = D.Collator(tokenizer.pad_token_id, packing=opts.packing,
                           pad_to_multiple_of=8 if dev["cuda"] and not opts.packing else None)
     train_ds, val_ds = train_ex, val_ex
@@ -322,6 +326,12 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
     trainer = trainer_class()(model=model, args=training_arguments(opts, dev, bool(val_ex)), data_collator=collator,
                               train_dataset=train_ds, eval_dataset=val_ds or None, processing_class=tokenizer,
                               callbacks=[metrics_cb, *report_callbacks(opts.report_to, opts.out), *callbacks])
+    processes = (f" per process, {state.num_processes} processes ({'FSDP' if trainer.is_fsdp_enabled else 'DDP'})"
+                 if state.num_processes > 1 else "")
+    echo(f"attention: {model.config._attn_implementation}; {'bf16 autocast' if dev['bf16'] else 'fp32'}; loss: "
+         f"{'chunked LM head (no logits tensor)' if chunked else 'plain (logits for every token)'}; batches: "
+         f"{f'up to {opts.max_batch_tokens} tokens' if opts.max_batch_tokens else f'{opts.batch_size} examples'}"
+         f"{processes}")
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(progress_cb)
     result = trainer.train(resume_from_checkpoint=last_ckpt)

@@ -1,4 +1,8 @@
-"""`train`'s callbacks: the metrics journal (metrics.jsonl) and a progress bar with loss and tokens/s."""
+"""The training run's callbacks: the metrics journal (``metrics.jsonl``) and the progress bar.
+
+Both act on the main process only (``state.is_world_process_zero``); ``tokens`` counts every rank's tokens
+(the Trainer gathers ``num_input_tokens_seen``), so ``tokens_per_s`` is the whole run's rate.
+"""
 from __future__ import annotations
 
 import time
@@ -62,3 +66,4 @@ def make_callbacks(metrics_path: Path):
 
     metrics = Metrics()
     return metrics, Progress()
+
