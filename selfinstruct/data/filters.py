@@ -31,7 +31,8 @@ from typing import Iterable
 import regex
 from tqdm import tqdm
 
-from .rules import no_code, not_a_task, points_at_input, program_task, scaffolding, unrelated_output
+from .rules import (no_code, not_a_task, output_echoes_instruction, points_at_input, program_task, scaffolding,
+                    unrelated_output)
 from .similarity import RougeIndex
 
 DEFAULT_BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
@@ -130,8 +131,8 @@ def instance_reason(input: str, output: str, instruction: str = "") -> str | Non
     """Why an (input, output) instance is unusable, or None: empty output, output == input, output ==
     instruction (case and whitespace aside; a chat model echoing the task), an empty input under an
     instruction that points at one (``missing_input``), a code task answered without code
-    (``no_code``), or an answer about itself that shares no content word with its task
-    (``unrelated_output``; :mod:`.rules`)."""
+    (``no_code``), an answer about itself under a task that invites no voice (``unrelated_output``),
+    or an answer made only of a short instruction's words (``output_echoes_instruction``; :mod:`.rules`)."""
     out = (output or "").strip()
     if not out:
         return "empty_output"
@@ -145,10 +146,12 @@ def instance_reason(input: str, output: str, instruction: str = "") -> str | Non
         return "no_code"
     if instruction and unrelated_output(instruction, input or "", out):
         return "unrelated_output"
+    if instruction and output_echoes_instruction(instruction, input or "", out):
+        return "output_echoes_instruction"
     return None
 
 
-INSTANCE_RULES = ("missing_input", "no_code", "unrelated_output")   # instance reasons that name a task's rejection
+INSTANCE_RULES = ("missing_input", "no_code", "unrelated_output", "output_echoes_instruction")   # instance reasons that name a task's rejection
 
 
 def task_reason(dropped: Counter) -> str:

@@ -13,8 +13,8 @@ measured by ``bench/rules_bench.py`` (docs/benchmarks.md, "reader rules").
   with no code at all ("Write a Java program that ..." -> "$105.82").
 - ``not_a_task``: an instruction that asks nothing: no question mark, no clause that opens with
   a verb of command, no request word ("The sky is blue.").
-- ``unrelated_output``: an answer that shares no content word with its instruction and input and
-  talks about itself ("Write a Java program to ask the user ..." -> "I spent 10 years in school.").
+- ``unrelated_output``: an answer that talks about itself under a task that invites no voice
+  ("Write a Java program to ask the user ..." -> "I have spent 10 years in a row.").
 - ``output_echoes_instruction``: a short instruction answered only with its own words ("The owner
   was cleaning ... Write the 12th task." -> "The owner was a danger to her children and animals.").
 """
@@ -23,18 +23,18 @@ from __future__ import annotations
 import re
 
 _SCAFFOLDING = re.compile(
-    r"\b(?:write|generate|create|give|make|here is|here are)\b\W+(?:\w+\W+){0,2}?"
-    r"(?:\d+(?:st|nd|rd|th)|next|another|new|first|second|third|last)\s+(?:task|instruction)s?\b"
-    r"|\b(?:task|instruction|example)\s*#?\s*\d+\s*[:.)]"
+    r"\b(?:write|generate|create|give|make|here is|here are)\s+(?:the\s+|a\s+|an\s+)?"
+    r"(?:\d+(?:st|nd|rd|th)|next)\s+(?:task|instruction)s?\s*(?:[.:!]|$)"
+    r"|(?:^|\n|[.!?]\s+)(?:task|instruction|example)\s*#?\s*\d+\s*(?:[:)]|\.(?!\d))"
     r"|\bcome up with a (?:series|list) of (?:tasks|instructions)\b"
     r"|(?:^|\n)\s*(?:input|output|instruction|task)\s*:"
     r"|\n\s*\d+\s*[.)]\s+(?:instruction|task)\b", re.IGNORECASE)
 
 
 def scaffolding(instruction: str) -> bool:
-    """Does the instruction carry the generation prompt's own frame? ("Write the 12th task.",
-    "Task 12:", "Example 1.", a line that opens with "Input:" or "Output:", "Come up with a series
-    of tasks", a numbered "10. Instruction" line)."""
+    """Does the instruction carry the generation prompt's own frame? ("Write the 12th task.", a
+    sentence that opens with "Task 12:" or "Example 1.", a line that opens with "Input:" or "Output:",
+    "Come up with a series of tasks", a numbered "10. Instruction" line)."""
     return bool(_SCAFFOLDING.search(instruction))
 
 
@@ -145,20 +145,37 @@ def content_words(text: str) -> set[str]:
             if len(w) >= 3 and w not in _STOP and "'" not in w}
 
 
+# a task that invites an answer in someone's voice: the writer's own words, or a text that may say "I"
+_VOICE = re.compile(
+    r"\b(?:i|i'm|i've|me|my|mine|we|us|our|you|your|yourself|example|sentence|phrase|question|joke|riddle|story|review|poem|"
+    r"tweet|post|dialogue|conversation|letter|e-?mail|message|reply|speech|quote|slogan|metaphor|simile|"
+    r"response|diary|monologue|lyrics|toast)s?\b", re.IGNORECASE)
+
+
 def unrelated_output(instruction: str, input: str, output: str) -> bool:
-    """An answer that talks about itself ("I ...", "My ...", "We ...", "You're ...") and shares no
-    content word with its instruction and input."""
-    if not _SELF_TALK.match(output):
-        return False
-    return not content_words(output) & content_words(f"{instruction} {input}")
+    """An answer that talks about itself ("I ...", "My ...", "We ...", "You're ...") under a task that
+    does not invite a voice: no "I", "my" or "you" in the instruction or input, and no sentence,
+    story, review, letter, joke ... to write. ("Write a Java program to ask the user ..." -> "I have
+    spent 10 years in a row."). Sharing no content word (:func:`content_words`) is not required:
+    measured, it spared no human-written row and let such answers through."""
+    task = f"{instruction} {input}".replace("\u2019", "'")
+    return bool(_SELF_TALK.match(output)) and not _VOICE.search(task)
 
 
 ECHO_MAX_INSTRUCTION_WORDS = 60   # longer instructions carry their input (T0 passages), whose spans answer them
 
 
+# a colon, quotes, a line break: it carries text; " or ": it names the choices its answer picks from
+_EMBEDDED_INPUT = re.compile(r"[:\"\u201c\n]|(?<!\w)'|'(?!\w)|\sor\s", re.IGNORECASE)
+
+
 def output_echoes_instruction(instruction: str, input: str, output: str) -> bool:
-    """An answer made only of its (short, inputless) instruction's words: nothing added."""
-    if input.strip() or len(instruction.split()) > ECHO_MAX_INSTRUCTION_WORDS:
+    """An answer of four words or more made only of its instruction's words, when the instruction is
+    short (at most ``ECHO_MAX_INSTRUCTION_WORDS`` words), has no input and carries no text of its own
+    (no colon, quote or line break) nor choices (" or "): the answer adds nothing ("The owner was ...
+    a danger to her children and animals. Write the 12th task." -> "The owner was a danger to her
+    children and animals.")."""
+    if input.strip() or len(instruction.split()) > ECHO_MAX_INSTRUCTION_WORDS or _EMBEDDED_INPUT.search(instruction):
         return False
     words = _WORD.findall(output.lower().replace("\u2019", "'"))
     return len(words) >= 4 and set(words) <= set(_WORD.findall(instruction.lower().replace("\u2019", "'")))
