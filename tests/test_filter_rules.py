@@ -210,6 +210,7 @@ def test_no_code(instruction, output, reason):
     ("We live in a world where people can always make money, even if it doesn't look good for them.",
      "not_a_task"),
     ("The sky is blue.", "not_a_task"),
+    ("Life is a short life, where we spend most of our time trying to survive.", "not_a_task"),
     # human-written
     ("Converting 85 F to Celsius.", None),
     ("Reply to the email and refuse the invitation politely.", None),
@@ -251,6 +252,11 @@ def test_not_a_task_is_english_only():
     ("Come up with a metaphor that can describe my situation.", "Situation: I fell in love with her.",
      "I am like a moth to a flame; I can't help but be drawn to her.", None),
     ("Summarize the main causes of the French Revolution.", "", "Debt, famine and a rigid class system.", None),
+    # this package's seeds: the voice is the input's
+    ("Translate this French text into natural English.", "Nous avons raté le dernier bus.",
+     "We missed the last bus.", None),
+    ("Turn these bullet points into one well-written paragraph for a community newsletter.",
+     "- new library opens Saturday", "Our new public library opens its doors this Saturday!", None),
 ])
 def test_unrelated_output(instruction, inp, output, reason):
     assert instance_reason(inp, output, instruction) == reason

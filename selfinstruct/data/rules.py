@@ -99,6 +99,8 @@ their there these they this those though through under unlike until when wheneve
 yesterday today we we're
 """.split())
 _POSSESSIVE = re.compile(r"^[A-Z][a-z]+'s$")
+# a subject of up to three words, then a finite "to be" or "to have": "Life is a short life, ..."
+_SUBJECT_VERB = re.compile(r"\s*(?:[\w'-]+\s+){1,3}(?:is|are|was|were|has|have|had)\b", re.IGNORECASE)
 _CLOSED = re.compile(r"[.!][\"'\u201d)]*\s*$")   # an unfinished sentence is a completion prompt
 STATEMENT_MAX_WORDS = 40   # longer texts without a request are T0-style passages whose task is implied
 
@@ -118,7 +120,7 @@ def not_a_task(instruction: str) -> bool:
     text = instruction.replace("\u2019", "'")
     words = text.split()
     first = words[0].strip("\"'(") if words else ""
-    if not (first.lower() in _OPENERS or _POSSESSIVE.match(first)):
+    if not (first.lower() in _OPENERS or _POSSESSIVE.match(first) or _SUBJECT_VERB.match(text)):
         return False
     if len(words) > STATEMENT_MAX_WORDS or not _CLOSED.search(text) or _ASKS.search(text):
         return False
@@ -154,12 +156,13 @@ _VOICE = re.compile(
 
 def unrelated_output(instruction: str, input: str, output: str) -> bool:
     """An answer that talks about itself ("I ...", "My ...", "We ...", "You're ...") under a task that
-    does not invite a voice: no "I", "my" or "you" in the instruction or input, and no sentence,
-    story, review, letter, joke ... to write. ("Write a Java program to ask the user ..." -> "I have
+    has no input and does not invite a voice: no "I", "my" or "you" in the instruction, and no
+    sentence, story, review, letter, joke ... to write. ("Write a Java program to ask the user ..." -> "I have
     spent 10 years in a row."). Sharing no content word (:func:`content_words`) is not required:
     measured, it spared no human-written row and let such answers through."""
-    task = f"{instruction} {input}".replace("\u2019", "'")
-    return bool(_SELF_TALK.match(output)) and not _VOICE.search(task)
+    if input.strip():   # a translation or a rewrite speaks in its input's voice ("nous" -> "We ...")
+        return False
+    return bool(_SELF_TALK.match(output)) and not _VOICE.search(instruction.replace("\u2019", "'"))
 
 
 ECHO_MAX_INSTRUCTION_WORDS = 60   # longer instructions carry their input (T0 passages), whose spans answer them
