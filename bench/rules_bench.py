@@ -19,7 +19,7 @@ the rows of a generate folder (--gen DIR: its data.jsonl, the rows today's defau
 of its rejected.jsonl), with the caught generated rows shown unedited. Writes the ``## reader rules``
 section (bench/reader_rules.py).
 Usage: python bench/rules_bench.py [--data DIR] [--run DIR --run-command TEXT] [--gen DIR --gen-command TEXT]
-       [--examples 10] [--no-write]
+       [--examples 10] [--reader-only] [--no-write]
 """
 from __future__ import annotations
 
@@ -66,11 +66,19 @@ def main(argv=None) -> int:
     p.add_argument("--run-command", default="", help="how that folder was made (shown as given)")
     p.add_argument("--gen", type=Path, default=None, help="a generate output folder whose rows the reader rules judge")
     p.add_argument("--gen-command", default="", help="how that folder was made (shown as given)")
+    p.add_argument("--reader-only", action="store_true", help="measure and write the reader rules' section only")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
-    results = [measure(args.data / name) for name in FILES if (args.data / name).exists()]
-    if not results:
+    paths = [args.data / name for name in FILES if (args.data / name).exists()]
+    if not paths:
         sys.exit(f"no data in {args.data}")
+    reader = reader_section(paths, args.gen, args.gen_command, args.examples)
+    if args.reader_only:
+        print(reader)
+        if not args.no_write:
+            write_section(DOC, "reader rules", reader)
+        return 0
+    results = [measure(p) for p in paths]
     lines = [f"`python bench/rules_bench.py` on {time.strftime('%Y-%m-%d')}: counts, not timings. "
              "Human-written data, so each rejection is a false alarm unless the row really lacks its input.", "",
              f"| file | rows | empty input | missing_input | tasks | repeated_output, blocks of {BLOCK} "
@@ -101,8 +109,6 @@ def main(argv=None) -> int:
                   f"instances dropped as missing_input {dropped.get('missing_input', 0)}. All rejections: "
                   + ", ".join(f"{k} {v}" for k, v in rej.items()) + ".", ""]
     body = "\n".join(lines) + "\n"
-    reader = reader_section([args.data / name for name in FILES if (args.data / name).exists()],
-                            args.gen, args.gen_command, args.examples)
     print(body + "\n" + reader)
     if not args.no_write:
         write_section(DOC, "missing_input and repeated_output", body)

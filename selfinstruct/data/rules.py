@@ -47,13 +47,13 @@ def program_task(instruction: str) -> bool:
     return bool(_PROGRAM.match(instruction))
 
 
-_LANGUAGES = (r"python|java|javascript|typescript|kotlin|rust|go|golang|c|c\+\+|c#|ruby|php|perl|swift|scala|"
-              r"haskell|bash|shell|sql|html|css|r|matlab|julia|lua")
+# a verb that opens a sentence or clause, up to three words, then a kind of code ("In Rust, write a function")
 _ASKS_CODE = re.compile(
-    rf"(?:^|[.!?:;,\n]|\bplease\b|\band\b|\bthen\b)\s*(?:write|create|implement|generate|develop|design|construct|compose|code|make|give)\s+"
-    rf"(?:an?\s+|the\s+|some\s+)?(?:[\w+#-]+\s+){{0,3}}?"
-    rf"(?:(?:program|function|script|snippet|subroutine|regex|regular expression|query|class|method)s?\b(?!\s+names?\b)"
-    rf"|code\s+(?:to|that|which|for|in)\b)", re.IGNORECASE)
+    r"(?:^|[.!?:;,\n]|\bplease\b|\band\b|\bthen\b)\s*"
+    r"(?:write|create|implement|generate|develop|design|construct|compose|code|make|give)\s+"
+    r"(?:an?\s+|the\s+|some\s+)?(?:[\w+#-]+\s+){0,3}?"
+    r"(?:(?:program|function|script|snippet|subroutine|regex|regular expression|query|class|method)s?\b"
+    r"(?!\s+names?\b)|code\s+(?:to|that|which|for|in)\b)", re.IGNORECASE)
 # something no prose answer has: brackets, an operator, a statement end, an indented line, a keyword call
 _CODE = re.compile(r"[(){}\[\];=<>\\^|]|\n[ \t]+\S|\b(?:def|return|print|import|function|SELECT)\b")
 
