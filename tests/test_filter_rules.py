@@ -337,4 +337,7 @@ def test_generate_rejects_by_the_reader_rules(tmp_path):
 
 def test_scaffolding_mid_text():
     assert instruction_reason("Name three rivers in Spain. Task 13: Write a haiku about rain.") == "scaffolding"
+    assert instruction_reason("Sort these numbers from small to large. Input: 3, 1, 2") == "scaffolding"
+    assert instruction_reason("Give the opposite of each word. Output:") == "scaffolding"
+    assert instruction_reason("Explain what the input of a neural network is.") is None
     assert instruction_reason("Seed task 0: describe the amber in plain words.") is None   # not at a sentence start

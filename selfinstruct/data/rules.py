@@ -27,13 +27,13 @@ _SCAFFOLDING = re.compile(
     r"(?:\d+(?:st|nd|rd|th)|next)\s+(?:task|instruction)s?\s*(?:[.:!]|$)"
     r"|(?:^|\n|[.!?]\s+)(?:task|instruction|example)\s*#?\s*\d+\s*(?:[:)]|\.(?!\d))"
     r"|\bcome up with a (?:series|list) of (?:tasks|instructions)\b"
-    r"|(?:^|\n)\s*(?:input|output|instruction|task)\s*:"
+    r"|\b(?:input|output)\s*:|(?:^|\n|[.!?]\s+)(?:instruction|task)\s*:"
     r"|\n\s*\d+\s*[.)]\s+(?:instruction|task)\b", re.IGNORECASE)
 
 
 def scaffolding(instruction: str) -> bool:
     """Does the instruction carry the generation prompt's own frame? ("Write the 12th task.", a
-    sentence that opens with "Task 12:" or "Example 1.", a line that opens with "Input:" or "Output:",
+    sentence that opens with "Task 12:", "Example 1." or "Instruction:", "Input:" or "Output:" anywhere,
     "Come up with a series of tasks", a numbered "10. Instruction" line)."""
     return bool(_SCAFFOLDING.search(instruction))
 
