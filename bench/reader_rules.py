@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,8 @@ NOTES = [
     "How the rules were narrowed, each by a measurement in this section: `not_a_task`'s first draft (a text with "
     "no question, no request word and no clause that opens with a verb of command) rejects 2.3% of T0 prompts "
     "(second table: news articles with no request, \"a simple sentence can be\" completions) and, with the "
-    "shorter verb list it began with, 4-5% of the paper's seed and user-oriented tasks; it fires now only on a finished statement of at most 40 words that opens as "
+    "shorter verb list it began with, 4-5% of the paper's seed and user-oriented tasks; it fires now only on a "
+    "finished statement of at most 40 words that opens as "
     "statements do (a pronoun, article, preposition, \"Name's\", or a subject then is/are/was/has). "
     "`unrelated_output` began as \"no content word shared\", which rejects 5-23% of human rows on its own "
     "(second table); the shipped rule is an answer that talks about itself (\"I ...\", \"My ...\", \"We ...\", "
@@ -90,17 +92,24 @@ def gen_rows(folder: Path) -> tuple[list[dict], list[dict]]:
     return read("data.jsonl"), read("rejected.jsonl")
 
 
-PACKAGED = (ROOT / "selfinstruct" / "seeds_data" / "seed_tasks.jsonl", ROOT / "selfinstruct" / "eval_data" / "eval_tasks.jsonl")
+PACKAGED = (ROOT / "selfinstruct" / "seeds_data" / "seed_tasks.jsonl",
+            ROOT / "selfinstruct" / "eval_data" / "eval_tasks.jsonl")
 
 
-def reader_section(paths: list[Path], gen: Path | None, gen_command: str, examples: int) -> str:
+def reader_section(paths: list[Path], gens: list[tuple[Path, str]], examples: int) -> str:
     human = [(p.name, human_rows(p)) for p in paths] + [(f"packaged {p.parent.name}/{p.name}", human_rows(p))
                                                          for p in PACKAGED]
+    start = time.process_time()
+    hits = sum(1 for _, rows in human for r in rows for f in RULES.values() if f[1](r))
+    cpu = time.process_time() - start
     rules = {k: f for k, (_, f) in RULES.items()}
     any_rule = {"any reader rule": lambda r: any(f(r) for f in rules.values())}
-    lines = [f"`python bench/rules_bench.py` on {time.strftime('%Y-%m-%d')}: counts, not timings. Each rule is "
+    lines = [f"`python bench/rules_bench.py` on {time.strftime('%Y-%m-%d')}: counts (and one CPU time). Each rule is "
              "counted on its own (`filter` reports the first that fires). Human-written rows first: each count is a "
-             "false reject unless the row itself is broken.", "", *_table(human, {**rules, **any_rule}), "",
+             "false reject unless the row itself is broken. The six rules over these "
+             f"{sum(len(r) for _, r in human):,} "
+             f"rows: {cpu:.1f} CPU s ({hits} hits; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}).", "",
+             *_table(human, {**rules, **any_rule}), "",
              "Measured, not shipped (the shipped rules were narrowed from these, or they show a rule's reach):", "",
              *_table(human, VARIANTS), "", *NOTES]
     for name, rows in human:
@@ -112,8 +121,8 @@ def reader_section(paths: list[Path], gen: Path | None, gen_command: str, exampl
                                  f"{_one_line(r['instruction'][-110:])} → {_one_line(r['output'], 60)}"
                                  for r in hit[:examples]))
                 lines.append("")
-    if gen:
-        lines += gen_lines(gen, gen_command, rules, any_rule, examples)
+    for gen, command in gens:
+        lines += gen_lines(gen, command, rules, any_rule, examples)
     return "\n".join(lines) + "\n"
 
 
@@ -129,8 +138,18 @@ def gen_lines(gen: Path, command: str, rules: dict, any_rule: dict, examples: in
     inst_rules = {k: f for k, (alone, f) in RULES.items() if alone}
     newly = {k: sum(1 for r in rejected if f(r) and not r["reason"].startswith(("write_a_program", "blacklist")))
              for k, f in inst_rules.items()}
-    lines = [f"Generated rows: `{command or gen}`, {len(kept)} rows kept by today's defaults (data.jsonl) and "
-             f"{len(rejected)} rejected candidates (rejected.jsonl).", "",
+    own = {}
+    for r in rejected:
+        own[r["reason"]] = own.get(r["reason"], 0) + 1
+    stats = json.loads((gen / "stats.json").read_text()) if (gen / "stats.json").exists() else {}
+    dropped = {}
+    for r in stats.get("rounds", []):
+        for k, v in r.get("instances_dropped", {}).items():
+            dropped[k] = dropped.get(k, 0) + v
+    lines = [f"Generated rows: `{command or gen}`, {len(kept)} rows the run kept (data.jsonl) and "
+             f"{len(rejected)} candidates it rejected (rejected.jsonl), by reason: " + ", ".join(
+                 f"{k} {v}" for k, v in sorted(own.items(), key=lambda kv: -kv[1])) + "; instances dropped in its "
+             "finished rounds: " + (", ".join(f"{k} {v}" for k, v in dropped.items()) or "none") + ".", "",
              *_table([("data.jsonl (kept)", kept)], {**rules, **any_rule}), "",
              *_table([("data.jsonl (kept)", kept)], VARIANTS), "",
              "`filter` on these rows (first reason): " + ", ".join(f"{k} {v}" for k, v in sorted(

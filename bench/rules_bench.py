@@ -64,15 +64,16 @@ def main(argv=None) -> int:
     p.add_argument("--examples", type=int, default=10)
     p.add_argument("--run", type=Path, default=None, help="a generate output folder to report on")
     p.add_argument("--run-command", default="", help="how that folder was made (shown as given)")
-    p.add_argument("--gen", type=Path, default=None, help="a generate output folder whose rows the reader rules judge")
-    p.add_argument("--gen-command", default="", help="how that folder was made (shown as given)")
+    p.add_argument("--gen", type=Path, action="append", default=[],
+                   help="a generate output folder whose rows the reader rules judge (repeatable)")
+    p.add_argument("--gen-command", action="append", default=[], help="how each --gen folder was made (shown as given)")
     p.add_argument("--reader-only", action="store_true", help="measure and write the reader rules' section only")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
     paths = [args.data / name for name in FILES if (args.data / name).exists()]
     if not paths:
         sys.exit(f"no data in {args.data}")
-    reader = reader_section(paths, args.gen, args.gen_command, args.examples)
+    reader = reader_section(paths, list(zip(args.gen, args.gen_command + [""] * len(args.gen))), args.examples)
     if args.reader_only:
         print(reader)
         if not args.no_write:

@@ -151,7 +151,8 @@ def instance_reason(input: str, output: str, instruction: str = "") -> str | Non
     return None
 
 
-INSTANCE_RULES = ("missing_input", "no_code", "unrelated_output", "output_echoes_instruction")   # instance reasons that name a task's rejection
+# the instance reasons that name the rejection of a task that lost all its instances to them
+INSTANCE_RULES = ("missing_input", "no_code", "unrelated_output", "output_echoes_instruction")
 
 
 def task_reason(dropped: Counter) -> str:

@@ -70,27 +70,30 @@ def no_code(instruction: str, output: str) -> bool:
 
 # verbs that open an order ("Write ...", "In Rust, write ..."), and words by which a sentence asks
 _COMMANDS = frozenset("""
-add adapt adjust alter advise alphabetize analyse analyze annotate answer apply approximate arrange ask assemble assess
-assign assume brainstorm break bring build calculate capitalize categorise categorize change check choose cite classify
-clean come combine compare compile complete compose compute condense conjugate connect consider construct continue
-convert correct count craft create critique cross curate cut decide decode deduce define delete derive describe
-design detect determine develop devise diagnose discover discuss distinguish divide do draft edit elaborate
-eliminate encode enter enumerate estimate evaluate examine expand explain explore express extract fill find finish
-fix flag format formulate frame generate get give group guess help highlight identify illustrate imagine implement
-improve include indicate infer insert interpret invent justify label let link list locate look make map mark match
-measure mention merge modify multiply name note obtain order organize organise outline output paraphrase parse perform pick plan
-point predict prepare present pretend produce propose prove provide pull put rank rate react read rearrange recommend
-recount reduce refactor reformat relate remove render rename reorder retell rephrase replace reply report represent research resolve
-respond retrieve restate return reverse review revise reword rewrite re-write re-word round say schedule score scramble
-select separate share show simplify sketch solve sort specify spell split state suggest summarise summarize supply
-suppose swap take teach tell think transcribe transform translate try turn underline use verify vote write
+adapt add adjust advise alphabetize alter analyse analyze annotate answer apply approximate arrange ask
+assemble assess assign assume brainstorm break bring build calculate capitalize categorise categorize change
+check choose cite classify clean combine come compare compile complete compose compute condense conjugate
+connect consider construct continue convert correct count craft create critique cross curate cut decide decode
+deduce define delete derive describe design detect determine develop devise diagnose discover discuss
+distinguish divide do draft edit elaborate eliminate encode enter enumerate estimate evaluate examine expand
+explain explore express extract fill find finish fix flag format formulate frame generate get give group guess
+help highlight identify illustrate imagine implement improve include indicate infer insert interpret invent
+justify label let link list locate look make map mark match measure mention merge modify multiply name note
+obtain order organise organize outline output paraphrase parse perform pick plan point predict prepare present
+pretend produce propose prove provide pull put rank rate re-word re-write react read rearrange recommend
+recount reduce refactor reformat relate remove rename render reorder rephrase replace reply report represent
+research resolve respond restate retell retrieve return reverse review revise reword rewrite round say
+schedule score scramble select separate share show simplify sketch solve sort specify spell split state
+suggest summarise summarize supply suppose swap take teach tell think transcribe transform translate try turn
+underline use verify vote write
 """.split())
 _ASKS = re.compile(
     r"\?|\b(?:please|you|your|yourself|let's|help me|i (?:want|need|would like|wish)|i'd like|can i|how do i|"
     r"how can i|tell me|show me|give me|should|must|needs? to|have to|has to)\b|:\s*$"
     r"|(?:^|[.!:;\n]\s*)(?:what|how|why|who|whom|whose|which|where|is|are|does|do|can|could|would|should)\b",
     re.IGNORECASE)
-_CLAUSE = re.compile(r"(?:^|[.!:;,\n]|\band\b|\bthen\b)\s*[\"'(]*([a-z][\w'-]*)(?:\s+([a-z][\w'-]*))?", re.IGNORECASE)
+_CLAUSE = re.compile(r"(?:^|[.!:;,\n]|\band\b|\bthen\b)\s*[\"'(]*([a-z][\w'-]*)(?:\s+([a-z][\w'-]*))?",
+                     re.IGNORECASE)   # a clause's first word, and its second (after an adverb: "Automatically correct")
 # words that open a statement, never an order: pronouns, determiners, prepositions, conjunctions
 _OPENERS = frozenset("""
 a about according after although an another as at because before both during each every few for from he her
@@ -113,7 +116,8 @@ def _command(word: str) -> bool:
 
 def not_a_task(instruction: str) -> bool:
     """An instruction that asks nothing: a finished statement of at most ``STATEMENT_MAX_WORDS``
-    words that opens as a statement does (a pronoun, article, preposition or "Name's"), with no
+    words that opens as a statement does (a pronoun, article, preposition, "Name's", or a subject of up
+    to three words then is/are/was/has), with no
     question mark or question word at a sentence's start, no request word ("please", "you", "I want",
     "should"), no closing colon, and no sentence or clause that opens with a verb of command
     ("In Rust, write ...", "Given a list, sort ...")."""
@@ -149,16 +153,16 @@ def content_words(text: str) -> set[str]:
 
 # a task that invites an answer in someone's voice: the writer's own words, or a text that may say "I"
 _VOICE = re.compile(
-    r"\b(?:i|i'm|i've|me|my|mine|we|us|our|you|your|yourself|example|sentence|phrase|question|joke|riddle|story|review|poem|"
-    r"tweet|post|dialogue|conversation|letter|e-?mail|message|reply|speech|quote|slogan|metaphor|simile|"
-    r"response|diary|monologue|lyrics|toast)s?\b", re.IGNORECASE)
+    r"\b(?:i|i'm|i've|me|my|mine|we|us|our|you|your|yourself|example|sentence|phrase|question|joke|riddle|"
+    r"story|review|poem|tweet|post|dialogue|conversation|letter|e-?mail|message|reply|speech|quote|slogan|"
+    r"metaphor|simile|response|diary|monologue|lyrics|toast)s?\b", re.IGNORECASE)
 
 
 def unrelated_output(instruction: str, input: str, output: str) -> bool:
     """An answer that talks about itself ("I ...", "My ...", "We ...", "You're ...") under a task that
     has no input and does not invite a voice: no "I", "my" or "you" in the instruction, and no
-    sentence, story, review, letter, joke ... to write. ("Write a Java program to ask the user ..." -> "I have
-    spent 10 years in a row."). Sharing no content word (:func:`content_words`) is not required:
+    sentence, story, review, letter, joke ... to write ("Write a Java program to ask the user ..." ->
+    "I have spent 10 years in a row."). Sharing no content word (:func:`content_words`) is not required:
     measured, it spared no human-written row and let such answers through."""
     if input.strip():   # a translation or a rewrite speaks in its input's voice ("nous" -> "We ...")
         return False
