@@ -1,4 +1,4 @@
-"""What the missing_input and repeated_output rules reject on human-written data.
+"""What the missing_input and repeated_output rules, and the reader rules, reject on human-written data.
 
 Human-written rows should lose (almost) nothing: every row they reject there is a false alarm
 unless it really lacks its input. Files (in ../shared/data, or --data DIR):
@@ -12,7 +12,14 @@ missing_input is counted per row. repeated_output is counted within blocks of 20
 generate, which applies it within one round). Writes the
 ``## missing_input and repeated_output`` section of docs/benchmarks.md.
 --run DIR adds the counts of a generate folder (its stats.json), with the command that made it.
-Usage: python bench/rules_bench.py [--data DIR] [--run DIR --run-command TEXT] [--examples 10] [--no-write]
+
+The reader rules (selfinstruct/data/rules.py: scaffolding, write_a_program, not_a_task, no_code,
+unrelated_output, output_echoes_instruction) are counted each on its own, on every human-written row and on
+the rows of a generate folder (--gen DIR: its data.jsonl, the rows today's defaults kept, and the instructions
+of its rejected.jsonl), with the caught generated rows shown unedited. Writes the ``## reader rules``
+section (bench/reader_rules.py).
+Usage: python bench/rules_bench.py [--data DIR] [--run DIR --run-command TEXT] [--gen DIR --gen-command TEXT]
+       [--examples 10] [--reader-only] [--no-write]
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from selfinstruct.data.filters import instance_reason, points_at_input, repeated_outputs  # noqa: E402
 from selfinstruct.data.records import read_examples, read_tasks  # noqa: E402
 from common import DOC, write_section  # noqa: E402
+from reader_rules import reader_section  # noqa: E402
 
 BLOCK = 20
 FILES = ("instruction-data.json", "self_instruct_seed_tasks.jsonl", "user_oriented_instructions.jsonl",
@@ -56,11 +64,22 @@ def main(argv=None) -> int:
     p.add_argument("--examples", type=int, default=10)
     p.add_argument("--run", type=Path, default=None, help="a generate output folder to report on")
     p.add_argument("--run-command", default="", help="how that folder was made (shown as given)")
+    p.add_argument("--gen", type=Path, action="append", default=[],
+                   help="a generate output folder whose rows the reader rules judge (repeatable)")
+    p.add_argument("--gen-command", action="append", default=[], help="how each --gen folder was made (shown as given)")
+    p.add_argument("--reader-only", action="store_true", help="measure and write the reader rules' section only")
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args(argv)
-    results = [measure(args.data / name) for name in FILES if (args.data / name).exists()]
-    if not results:
+    paths = [args.data / name for name in FILES if (args.data / name).exists()]
+    if not paths:
         sys.exit(f"no data in {args.data}")
+    reader = reader_section(paths, list(zip(args.gen, args.gen_command + [""] * len(args.gen))), args.examples)
+    if args.reader_only:
+        print(reader)
+        if not args.no_write:
+            write_section(DOC, "reader rules", reader)
+        return 0
+    results = [measure(p) for p in paths]
     lines = [f"`python bench/rules_bench.py` on {time.strftime('%Y-%m-%d')}: counts, not timings. "
              "Human-written data, so each rejection is a false alarm unless the row really lacks its input.", "",
              f"| file | rows | empty input | missing_input | tasks | repeated_output, blocks of {BLOCK} "
@@ -91,9 +110,10 @@ def main(argv=None) -> int:
                   f"instances dropped as missing_input {dropped.get('missing_input', 0)}. All rejections: "
                   + ", ".join(f"{k} {v}" for k, v in rej.items()) + ".", ""]
     body = "\n".join(lines) + "\n"
-    print(body)
+    print(body + "\n" + reader)
     if not args.no_write:
         write_section(DOC, "missing_input and repeated_output", body)
+        write_section(DOC, "reader rules", reader)
     return 0
 
 

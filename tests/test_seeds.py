@@ -89,7 +89,7 @@ def test_instructions_pass_the_heuristics(ours):
 
 def test_seeds_pass_the_project_filters(ours):
     assert {t["name"]: instruction_reason(t["instruction"]) for t in ours if instruction_reason(t["instruction"])} == {}
-    bad = [(t["name"], instance_reason(i["input"], i["output"])) for t in ours for i in t["instances"]]
+    bad = [(t["name"], instance_reason(i["input"], i["output"], t["instruction"])) for t in ours for i in t["instances"]]
     assert [b for b in bad if b[1]] == []
 
 

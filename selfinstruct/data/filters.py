@@ -31,6 +31,8 @@ from typing import Iterable
 import regex
 from tqdm import tqdm
 
+from .rules import (no_code, not_a_task, output_echoes_instruction, points_at_input, program_task, scaffolding,
+                    unrelated_output)
 from .similarity import RougeIndex
 
 DEFAULT_BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files",
@@ -83,8 +85,10 @@ def _starts_with_punctuation(text: str, unicode: bool) -> bool:
 def instruction_reason(instruction: str, *, unicode: bool = False,
                        blacklist: Iterable[str] = DEFAULT_BLACKLIST) -> str | None:
     """Why an instruction is unusable, or None. Checks, in the Self-Instruct order: word count
-    (<= 3 or > 150), blacklisted words (whole words, any case), "Write a program" prefix,
-    leading punctuation, and (English only, off when ``unicode``) a non-ASCII first character."""
+    (<= 3 or > 150), blacklisted words (whole words, any case), "Write a program" prefix (also
+    "Write a Java program"), leading punctuation, and (English only, off when ``unicode``) a
+    non-ASCII first character; then the reader rules of :mod:`.rules`: the prompt's scaffolding,
+    and (English only) a statement that asks nothing (``not_a_task``)."""
     inst = instruction.strip()
     if not inst:
         return "too_short"
@@ -97,12 +101,16 @@ def instruction_reason(instruction: str, *, unicode: bool = False,
     hit = pattern.search(inst) if pattern else None
     if hit:
         return "blacklist:" + "_".join(hit.group(1).lower().split())
-    if inst.lower().startswith("write a program"):
+    if program_task(inst):
         return "write_a_program"
     if _starts_with_punctuation(inst, unicode):
         return "starts_with_punctuation"
     if not unicode and not inst[0].isascii():
         return "non_english_start"
+    if scaffolding(inst):
+        return "scaffolding"
+    if not unicode and not_a_task(inst):
+        return "not_a_task"
     return None
 
 
@@ -119,32 +127,12 @@ def copied_examples(candidates: Iterable[str], shown: Iterable[str]) -> list[boo
     return [example_key(c) in keys for c in candidates]
 
 
-# words by which an instruction points at an input it does not itself contain ("Summarize the following.")
-_POINTER = re.compile(
-    r"\b(the following|the given|the provided|the above"
-    r"|(?:given|listed|shown|provided|text|sentence|passage|paragraph|code) below"
-    r"|th(?:is|ese) (?:text|sentences?|passages?|paragraphs?|articles?|poems?|story|essay|emails?|code|snippet|"
-    r"documents?|reviews?|tweets?|dialogue|conversation|excerpt|statements?|words?|list|data|table)"
-    r"|the (?:passage|paragraph|article|excerpt|snippet|input)(?! (?:of|about|on|for|that|which|to)\b))\b",
-    re.IGNORECASE)
-# the instruction may carry its input after all: text after a sentence break, a colon or a line break
-_EMBEDDED = re.compile(r"[.?!:;]\s+\S|[:\n]\s*\S")
-_QUOTED = re.compile(r'"[^"]+"|\u201c[^\u201d]+\u201d|(?<!\w)\'[^\']+\'(?!\w)|\u2018[^\u2019]+\u2019')
-
-
-def points_at_input(instruction: str) -> bool:
-    """Whether ``instruction`` refers to an input ("the following", "this sentence", "the text below",
-    ...) that it cannot carry itself: it is one sentence (no text after a sentence break, colon or line
-    break) and quotes nothing. "Summarize the following:" points at an input; "Sort the following: 3, 1"
-    and "Is this review positive? Great film." carry theirs."""
-    inst = instruction.strip()
-    return bool(_POINTER.search(inst)) and not _EMBEDDED.search(inst) and not _QUOTED.search(inst)
-
-
 def instance_reason(input: str, output: str, instruction: str = "") -> str | None:
     """Why an (input, output) instance is unusable, or None: empty output, output == input, output ==
-    instruction (case and whitespace aside; a chat model echoing the task), or an empty input under an
-    instruction that points at one (``missing_input``)."""
+    instruction (case and whitespace aside; a chat model echoing the task), an empty input under an
+    instruction that points at one (``missing_input``), a code task answered without code
+    (``no_code``), an answer about itself under a task that invites no voice (``unrelated_output``),
+    or an answer made only of a short instruction's words (``output_echoes_instruction``; :mod:`.rules`)."""
     out = (output or "").strip()
     if not out:
         return "empty_output"
@@ -154,7 +142,23 @@ def instance_reason(input: str, output: str, instruction: str = "") -> str | Non
         return "output_equals_instruction"
     if not (input or "").strip() and points_at_input(instruction):
         return "missing_input"
+    if instruction and no_code(instruction, out):
+        return "no_code"
+    if instruction and unrelated_output(instruction, input or "", out):
+        return "unrelated_output"
+    if instruction and output_echoes_instruction(instruction, input or "", out):
+        return "output_echoes_instruction"
     return None
+
+
+# the instance reasons that name the rejection of a task that lost all its instances to them
+INSTANCE_RULES = ("missing_input", "no_code", "unrelated_output", "output_echoes_instruction")
+
+
+def task_reason(dropped: Counter) -> str:
+    """Why a task lost all its instances: the first of ``INSTANCE_RULES`` among the reasons its
+    instances were dropped for, else ``"no_instances"``."""
+    return next((r for r in INSTANCE_RULES if dropped.get(r)), "no_instances")
 
 
 SHORT_OUTPUT_WORDS = 3  # outputs of up to this many words ("Positive", "No") may repeat across tasks

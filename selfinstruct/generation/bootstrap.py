@@ -25,7 +25,8 @@ from typing import Callable
 
 from . import prompts as P
 from .budget import cost_text, instruction_tokens, round_note
-from ..data.filters import clean_instances, copied_examples, looks_like_classification, repeated_outputs
+from ..data.filters import (clean_instances, copied_examples, looks_like_classification, repeated_outputs,
+                            task_reason)
 from .journal import USAGE_KEYS, RunState, total_of
 from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
 from .screen import Screen, build_screen, screen
@@ -242,7 +243,7 @@ def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[
         cand.instances, why = clean_instances(parsed.items, cfg.instances, cand.instruction)
         cand.error = out.error
         dropped.update(why)
-        (keep(cand, y) if cand.instances else reject(cand, "no_instances"))
+        (keep(cand, y) if cand.instances else reject(cand, task_reason(why)))
 
 
 # --------------------------------------------------------------------------- the loop
@@ -298,7 +299,7 @@ def run_round(teacher, cfg: GenerateConfig, state: RunState, gate: Screen, round
                 cand.instances, why = clean_instances(cand.instances, cfg.instances, cand.instruction)
                 dropped.update(why)
                 if not cand.instances:
-                    reject(cand, "missing_input" if why["missing_input"] else "no_instances")
+                    reject(cand, task_reason(why))
             kept = [c for c in kept if c.instances]
             for cand, repeated in zip(kept, repeated_outputs([vars(c) for c in kept])):
                 (reject(cand, repeated) if repeated else keep(cand, False))
