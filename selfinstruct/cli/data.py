@@ -102,6 +102,8 @@ def export_cmd(source, fmt, out, template, model, skip_invalid):
 @click.option("--keep-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Keep this share of all rows, best first by --by (default: every row that passes the "
                    "thresholds).")
+@click.option("--reverse", is_flag=True,
+              help="Rank the other way round for --keep-fraction (e.g. lowest IFD first).")
 @click.option("--max-ifd", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
               help="Drop rows whose IFD is at least this (IFD >= 1: the instruction does not help predict "
                    "the response). 'inf' keeps every IFD.")
@@ -123,7 +125,7 @@ def export_cmd(source, fmt, out, template, model, skip_invalid):
 @click.option("--fp32", is_flag=True, help="Score in fp32 even where the CPU computes bf16.")
 @click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (and count them) instead of stopping.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def select_cmd(data_path, out_path, scores_path, model, by, keep_fraction, max_ifd, min_rating, rate_spec,
+def select_cmd(data_path, out_path, scores_path, model, by, keep_fraction, reverse, max_ifd, min_rating, rate_spec,
                base_url, api_key, concurrency, template, max_length, batch_size, fp32, skip_invalid, no_progress):
     """Score every row (IFD, response perplexity and length from a small LM; optionally an LLM's 1-5 rating)
     and keep the best."""
@@ -173,8 +175,9 @@ def select_cmd(data_path, out_path, scores_path, model, by, keep_fraction, max_i
     finally:
         if teacher is not None:
             teacher.close()
-    decisions = decide(scores, by=by, keep_fraction=keep_fraction, max_ifd=max_ifd, min_rating=min_rating)
-    rule = {"by": by, "keep_fraction": keep_fraction, "max_ifd": None if math.isinf(max_ifd) else max_ifd, "min_rating": min_rating,
+    decisions = decide(scores, by=by, keep_fraction=keep_fraction, max_ifd=max_ifd, min_rating=min_rating,
+                       reverse=reverse)
+    rule = {"by": by, "reverse": reverse, "keep_fraction": keep_fraction, "max_ifd": None if math.isinf(max_ifd) else max_ifd, "min_rating": min_rating,
             "model": model or "embedded", "rate": rate_spec}
     write_jsonl(out_path, [r for r, d in zip(rows, decisions) if d["kept"]])
     write_jsonl(scores_path, score_records(rows, scores, decisions, rule))

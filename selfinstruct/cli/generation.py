@@ -155,12 +155,21 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
 
 
 @click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dir", metavar="RUN_DIR|SCORES", type=click.Path())
 @click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Folder for report.md and the PNG plots [default: RUN_DIR/report].")
+              help="Folder for the report and its PNG plots [default: RUN_DIR/report, or SCORES.report for a "
+                   "`select` scores file].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in that folder.")
 def report_cmd(run_dir, out, overwrite):
-    """Report on a `selfinstruct generate` run: counts, rejections, lengths, similarity, verbs, cost."""
+    """Report on a `selfinstruct generate` run (counts, rejections, lengths, similarity, verbs, cost), or on a
+    `selfinstruct select` scores file (each score's distribution, kept and dropped, with the cut marked)."""
+    import os
+
+    if os.path.isfile(run_dir):
+        from ..data.select import write_scores_report
+
+        click.echo(str(write_scores_report(run_dir, out, overwrite=overwrite)))
+        return
     from ..generation.report import write_run_report
 
     path = write_run_report(run_dir, out, overwrite=overwrite)

@@ -14,12 +14,12 @@ of all rows, best first by ``by``:
 - ``rating``: highest LLM rating first (AlpaGasus, Chen et al. 2023, arXiv:2307.08701, which kept the
   rows ChatGPT rated 4.5 or more of 5; see ``rating.py``).
 
-``min_rating`` drops rows rated below it (or not rated). Without ``keep_fraction`` every row that passes the
-thresholds is kept. Kept rows keep their input order.
+``reverse`` ranks the other way round (lowest IFD first, ...). ``min_rating`` drops rows rated below it (or
+not rated). Without ``keep_fraction`` every row that passes the thresholds is kept. Kept rows keep their
+input order.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 BY = ("ifd", "ppl", "length", "rating")
@@ -38,7 +38,7 @@ def _fmt(x: float) -> str:
 
 
 def decide(scores: list[dict | None], *, by: str = "ifd", keep_fraction: float | None = None,
-           max_ifd: float = 1.0, min_rating: float | None = None) -> list[dict]:
+           max_ifd: float = 1.0, min_rating: float | None = None, reverse: bool = False) -> list[dict]:
     """One ``{kept, reason, rank}`` per row. ``scores[i]`` None: the row could not be scored (its response
     was cut entirely); it is dropped. ``rank`` (1 = best by ``by``) is given to every row that passed the
     thresholds; ``reason`` says why a dropped row was dropped."""
@@ -58,6 +58,7 @@ def decide(scores: list[dict | None], *, by: str = "ifd", keep_fraction: float |
         else:
             eligible.append(i)
     field, sign = _KEY[by]
+    sign = -sign if reverse else sign
     eligible.sort(key=lambda i: (sign * scores[i][field], i))
     n_keep = len(eligible)
     if keep_fraction is not None:
@@ -91,9 +92,74 @@ def summary_lines(decisions: list[dict], out, scores_path, seconds: float) -> li
     return lines
 
 
-def median(xs: list[float]) -> float | None:
-    xs = sorted(x for x in xs if x is not None and not math.isnan(x))
-    if not xs:
+# --------------------------------------------------------------------------- the scores file, read back
+
+
+def read_scores(path) -> list[dict]:
+    """The rows of a `select --scores` file; InputError (file:line) for anything else."""
+    from .records import InputError, iter_json_rows
+
+    out = []
+    for line, rec in iter_json_rows(path):
+        if not isinstance(rec, dict) or not {"kept", "scores", "rule"} <= set(rec):
+            raise InputError(path, line, "not a `selfinstruct select` scores row (needs kept, scores, rule)")
+        out.append(rec)
+    if not out:
+        raise InputError(path, None, "no scores rows")
+    return out
+
+
+def cut_value(records: list[dict]) -> float | None:
+    """Where --keep-fraction cut the ranked rows: midway between the last kept and the first dropped score."""
+    by = records[0]["rule"]["by"]
+    field = _KEY[by][0]
+    ranked = sorted((r for r in records if r.get("rank")), key=lambda r: r["rank"])
+    kept = [r for r in ranked if r["kept"]]
+    if not kept or len(kept) == len(ranked):
         return None
+    return (kept[-1]["scores"][field] + ranked[len(kept)]["scores"][field]) / 2
+
+
+def _median(xs: list) -> str:
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return "-"
     m = len(xs) // 2
-    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+    return f"{(xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2):.3g}"
+
+
+def write_scores_report(scores_path, out=None, *, overwrite: bool = False) -> Path:
+    """select.md and scores.png (each score's distribution, kept and dropped, the cut marked) into ``out``
+    (default: SCORES without its suffix + ``.report``); returns select.md."""
+    from collections import Counter
+
+    from .. import plots
+    from .writers import OutputError, atomic_write_text, check_writable
+
+    records = read_scores(scores_path)
+    out = Path(out) if out else Path(scores_path).with_suffix(".report")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    for name in ("select.md", "scores.png"):
+        check_writable(out / name, overwrite=overwrite)
+    rule = records[0]["rule"]
+    fields = [f for f in ("ifd", "ppl", "response_tokens", "rating")
+              if any((r["scores"] or {}).get(f) is not None for r in records)]
+    marks = {"ifd": [("max-ifd", rule.get("max_ifd"))], "rating": [("min-rating", rule.get("min_rating"))]}
+    cut = cut_value(records)
+    if cut is not None:
+        marks.setdefault(_KEY[rule["by"]][0], []).append((f"--keep-fraction cut ({rule['by']})", cut))
+    out.mkdir(parents=True, exist_ok=True)
+    plots.plot_scores(records, fields, marks, out / "scores.png")
+    kept = [r for r in records if r["kept"]]
+    dropped = Counter((r["reason"] or "").split(":")[0] for r in records if not r["kept"])
+    lines = [f"# Selection: {Path(scores_path).name}", "",
+             f"Kept {len(kept)} of {len(records)} rows. Rule: " + ", ".join(f"{k}={v}" for k, v in rule.items()), ""]
+    lines += [f"- dropped {n}: {why}" for why, n in dropped.most_common()] + ["", "| score | kept (median) | dropped (median) |",
+                                                                             "|---|---|---|"]
+    for f in fields:
+        vals = [((r["scores"] or {}).get(f), r["kept"]) for r in records]
+        lines.append(f"| {f} | {_median([v for v, k in vals if k])} | {_median([v for v, k in vals if not k])} |")
+    lines += ["", "![score distributions](scores.png)", ""]
+    atomic_write_text(out / "select.md", "\n".join(lines))
+    return out / "select.md"
