@@ -228,3 +228,42 @@ def test_bad_input_is_one_line_exit_2_before_the_model_loads(tmp_path):
     assert r.exit_code == 2 and "needs --rate" in r.output
     r = run(src, "--out", tmp_path / "k2.jsonl", "--model", missing_model)  # the model is checked last
     assert r.exit_code == 2 and "no-such-model" in r.output and r.output.strip().count("\n") == 0
+
+
+# --------------------------------------------------------------------------- the LLM rating (AlpaGasus)
+
+
+def test_rating_prompt_and_parse():
+    from selfinstruct.data.rating import format_input, parse_output
+
+    text = format_input({"instruction": "Name a red fruit.", "input": "", "output": "A cherry."})
+    assert "### Instruction:\nName a red fruit." in text and "### Input:\n(none)" in text
+    assert "### Response:\nA cherry." in text and "1 to 5" in text and "{" not in text
+    chat = format_input({"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]})
+    assert "### Instruction:\nHi?" in chat and "### Response:\nHello." in chat
+    assert parse_output("Score: 4\nAccurate and complete.") == 4
+    assert parse_output("**Rating:** 4.5/5 - good") == 4.5
+    assert parse_output("3\nPartly right.") == 3
+    assert parse_output("Score: 9") is None and parse_output("I like it.") is None and parse_output(None) is None
+
+
+@pytest.mark.server
+def test_select_rates_rows_through_a_real_server(tmp_path, tiny):
+    """--rate openai:MODEL over HTTP on 127.0.0.1: the scripted server rates the Paris row 5, others 2."""
+    from servers import completion_body, start_scripted
+
+    def reply(body):
+        prompt = body["messages"][-1]["content"]
+        return 200, {}, completion_body("Score: 5\nCorrect." if "Paris" in prompt else "Score: 2\nWeak.", chat=True)
+
+    src = write_jsonl(tmp_path / "in.jsonl", ROWS)
+    out = tmp_path / "kept.jsonl"
+    with start_scripted(reply) as (url, state):
+        r = run(src, "--out", out, "--model", tiny, "--rate", "openai:judge", "--base-url", url, "--api-key", "x",
+                "--by", "rating", "--keep-fraction", "0.2", "--max-ifd", "inf", "--no-progress")
+    assert r.exit_code == 0, r.output
+    assert len(state.bodies) == len(ROWS) and all(b["temperature"] == 0 for b in state.bodies)
+    assert read_jsonl(out) == [ROWS[0]]
+    recs = read_jsonl(tmp_path / "kept.scores.jsonl")
+    assert [x["scores"]["rating"] for x in recs] == [5, 2, 2, 2, 2]
+    assert recs[0]["scores"]["rating_reply"].startswith("Score: 5") and recs[0]["rule"]["rate"] == "openai:judge"
