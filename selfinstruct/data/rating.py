@@ -13,8 +13,8 @@ from importlib.resources import files
 
 from .formatting import to_messages
 
-_SCORE = re.compile(r"(?:score|rating)\s*(?:[:=]|is)?\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/\s*5|out of 5)?", re.I)
-_BARE = re.compile(r"^\W*(\d+(?:\.\d+)?)\s*(?:/\s*5|out of 5)?\W*$", re.I)
+_SCORE = re.compile(r"(?:score|rating)\s*(?:[:=]|is)?\s*\**\s*(\d+(?:\.\d+)?)\s*(?:/\s*5|out of 5)?", re.IGNORECASE)
+_BARE = re.compile(r"^\W*(\d+(?:\.\d+)?)\s*(?:/\s*5|out of 5)?\W*$", re.IGNORECASE)
 
 
 def _template() -> str:

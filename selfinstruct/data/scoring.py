@@ -48,34 +48,41 @@ def encode_pair(prompt: str, completion: str, tokenizer, max_length: int,
     return {"cond": ids, "cond_start": n_prompt + skip, "alone": prefix + response, "alone_start": len(prefix) + skip}
 
 
-def _head(model):
-    """(decoder, head weight, final-logit softcap) of a plain decoder + bias-free linear head, else None."""
+def head_parts(model, bf16: bool = False):
+    """(decoder, head weight, final-logit softcap) of a plain decoder + bias-free linear head, else None;
+    the weight cast to bf16 once when ``bf16``."""
     import torch
 
     decoder = getattr(model, getattr(model, "base_model_prefix", ""), None)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if decoder is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
         return None
-    return decoder, head.weight, getattr(model.config, "final_logit_softcapping", None)
+    weight = head.weight.detach()
+    return decoder, weight.to(torch.bfloat16) if bf16 else weight, getattr(model.config, "final_logit_softcapping", None)
 
 
 def token_losses(hidden, weight, targets, softcap=None):
-    """Cross-entropy of each ``targets[i]`` under ``softcap(hidden[i] @ weight.T)``, a chunk of rows at a time."""
+    """Cross-entropy of each ``targets[i]`` under ``softcap(hidden[i] @ weight.T)``, a chunk of rows at a time,
+    in ``weight``'s dtype (autocast off: the caller casts the head once, not once a chunk)."""
     import torch
 
     chunk = max(1, CHUNK_ELEMENTS // weight.shape[0])
     out = []
-    for s in range(0, hidden.shape[0], chunk):
-        z = (hidden[s:s + chunk] @ weight.T.to(hidden.dtype)).float()
-        if softcap:
-            z = torch.tanh(z / softcap) * softcap
-        y = targets[s:s + chunk]
-        out.append(torch.logsumexp(z, dim=-1) - z.gather(1, y[:, None]).squeeze(1))
+    with torch.autocast(hidden.device.type, enabled=False):
+        h = hidden.to(weight.dtype)
+        for s in range(0, h.shape[0], chunk):
+            z = (h[s:s + chunk] @ weight.T).float()
+            if softcap:
+                z = torch.tanh(z / softcap) * softcap
+            y = targets[s:s + chunk]
+            out.append(torch.logsumexp(z, dim=-1) - z.gather(1, y[:, None]).squeeze(1))
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def mean_losses(model, seqs: list[tuple[list[int], int]], pad_id: int, *, bf16: bool = False) -> list[float]:
-    """Mean cross-entropy of tokens ``ids[start:]`` of each ``(ids, start)``, in one forward pass (right-padded)."""
+def mean_losses(model, seqs: list[tuple[list[int], int]], pad_id: int, *, bf16: bool = False,
+                head=None) -> list[float]:
+    """Mean cross-entropy of tokens ``ids[start:]`` of each ``(ids, start)``, in one forward pass (right-padded).
+    ``head``: :func:`head_parts` computed once for many calls (else computed here)."""
     import torch
 
     device = next(model.parameters()).device
@@ -91,7 +98,7 @@ def mean_losses(model, seqs: list[tuple[list[int], int]], pad_id: int, *, bf16: 
     rows_t, pos_t = torch.tensor(rows), torch.tensor(pos)
     targets = input_ids[rows_t, pos_t + 1].to(device)
     input_ids, mask = input_ids.to(device), mask.to(device)
-    parts = _head(model)
+    parts = head or head_parts(model, bf16)
     with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         if parts is None:  # an unusual head: the model's own logits
             logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
@@ -125,11 +132,14 @@ def score_rows(rows: list[dict], model, tokenizer, *, template: str = "alpaca", 
     order = sorted((i for i, p in enumerate(pairs) if p is not None), key=lambda i: -len(pairs[i]["cond"]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     out: list[dict | None] = [None] * len(rows)
+    head = head_parts(model, bf16)
     with progress_bar(len(order), "scoring" if progress else None, unit="row") as bar:
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
-            cond = mean_losses(model, [(pairs[i]["cond"], pairs[i]["cond_start"]) for i in idx], pad, bf16=bf16)
-            alone = mean_losses(model, [(pairs[i]["alone"], pairs[i]["alone_start"]) for i in idx], pad, bf16=bf16)
+            cond = mean_losses(model, [(pairs[i]["cond"], pairs[i]["cond_start"]) for i in idx], pad, bf16=bf16,
+                               head=head)
+            alone = mean_losses(model, [(pairs[i]["alone"], pairs[i]["alone_start"]) for i in idx], pad, bf16=bf16,
+                                head=head)
             for i, lc, la in zip(idx, cond, alone):
                 out[i] = row_scores(lc, la, len(pairs[i]["cond"]) - pairs[i]["cond_start"])
             bar.update(len(idx))
