@@ -4,10 +4,10 @@ import math
 
 import pytest
 from click.testing import CliRunner
+from tiny import make_tiny_model_dir
 
 from selfinstruct.cli import main
 from selfinstruct.data.select import decide, scores_path_for
-from tiny import make_tiny_model_dir
 
 ROWS = [
     {"instruction": "What is the capital of France?", "input": "", "output": "The capital of France is Paris."},
