@@ -158,3 +158,28 @@ def plot_losses(rows: list[dict], path) -> Path:
         ax.legend()
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+SCORE_LABELS = {"ifd": "IFD (loss given the instruction / loss alone)", "ppl": "response perplexity",
+                "response_tokens": "response length (tokens)", "rating": "LLM rating (1-5)"}
+
+
+def plot_scores(records: list[dict], fields: list[str], marks: dict, path) -> Path:
+    """One histogram per score of `select`'s rows, kept and dropped stacked; ``marks[field]``: (label, x) lines."""
+    import math
+
+    fig = _figure(4.2 * max(1, len(fields)), 3.8)
+    axes = fig.subplots(1, max(1, len(fields)), squeeze=False)[0]
+    for ax, f in zip(axes, fields):
+        log = f == "ppl"
+        vals = [((r["scores"] or {}).get(f), r["kept"]) for r in records]
+        kept = [math.log10(v) if log else v for v, k in vals if v is not None and k]
+        dropped = [math.log10(v) if log else v for v, k in vals if v is not None and not k]
+        ax.hist([kept, dropped], bins=20, stacked=True, color=["#2e7d32", "#9e9e9e"], label=["kept", "dropped"])
+        for (label, x), style in zip(marks.get(f, []), ("--", ":")):
+            if x is not None:
+                ax.axvline(math.log10(x) if log else x, color="#c62828", linestyle=style, label=label)
+        ax.set_xlabel(SCORE_LABELS.get(f, f) + (" (log10)" if log else ""))
+        ax.set_ylabel("rows")
+        ax.legend(fontsize=7)
+    return _save(fig, path)

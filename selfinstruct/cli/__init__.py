@@ -15,7 +15,7 @@ from ..data.formatting import TemplateError
 from ..data.records import InputError
 from ..data.writers import OutputError
 from ..teachers import TeacherError
-from .data import export_cmd, filter_cmd
+from .data import export_cmd, filter_cmd, select_cmd
 from .evaluation import eval_cmd
 from .generation import generate, report_cmd
 from .training import train_cmd
@@ -43,5 +43,5 @@ def main():
     """Grow an instruction dataset with Self-Instruct, clean it, and fine-tune on it."""
 
 
-for _command in (generate, filter_cmd, export_cmd, train_cmd, eval_cmd, report_cmd):
+for _command in (generate, filter_cmd, select_cmd, export_cmd, train_cmd, eval_cmd, report_cmd):
     main.add_command(_command)

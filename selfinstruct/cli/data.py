@@ -103,3 +103,102 @@ def export_cmd(source, fmt, out, template, model, skip_invalid, columns, license
         click.echo(f"skipped: {err}", err=True)
     click.echo(f"{res['rows']} {fmt} rows -> {'stdout' if res['out'] == '-' else res['out']}"
                + (f" (skipped {len(skipped)} invalid)" if skipped else ""), err=True)
+
+
+@click.command("select")
+@click.argument("data_path", metavar="DATA", type=click.Path())
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Write the kept rows here (JSONL; must not exist).")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False), default=None,
+              help="Write every row with its scores, kept flag, rank and reason here (JSONL; must not exist). "
+                   "Default: beside --out, OUT.scores.jsonl.")
+@click.option("--model", default=None,
+              help="The causal LM that scores the rows: embedded (default), smollm2, or a model folder.")
+@click.option("--by", type=click.Choice(["ifd", "ppl", "length", "rating"]), default="ifd", show_default=True,
+              help="Rank rows for --keep-fraction by: ifd (highest first, as Li et al. 2023), ppl (lowest "
+                   "response perplexity first), length (longest response first), rating (highest first; "
+                   "needs --rate).")
+@click.option("--keep-fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Keep this share of all rows, best first by --by (default: every row that passes the "
+                   "thresholds).")
+@click.option("--reverse", is_flag=True,
+              help="Rank the other way round for --keep-fraction (e.g. lowest IFD first).")
+@click.option("--max-ifd", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Drop rows whose IFD is at least this (IFD >= 1: the instruction does not help predict "
+                   "the response). 'inf' keeps every IFD.")
+@click.option("--min-rating", type=click.FloatRange(1, 5), default=None,
+              help="Drop rows the --rate model rated below this (AlpaGasus kept 4.5 and up).")
+@click.option("--rate", "rate_spec", default=None, metavar="openai:MODEL",
+              help="Also have this model rate each row 1-5 (templates/rate.txt), as AlpaGasus did.")
+@click.option("--base-url", default=None, help="OpenAI-compatible server URL for --rate (e.g. http://127.0.0.1:8000/v1).")
+@click.option("--api-key", default=None,
+              help="API key for --rate; prefer the OPENAI_API_KEY environment variable. Never written to disk.")
+@click.option("--concurrency", type=click.IntRange(1), default=16, show_default=True,
+              help="--rate requests in flight at once.")
+@click.option("--template", type=click.Choice(["alpaca", "chat"]), default="alpaca", show_default=True,
+              help="Render rows as train --template does (chat rows need chat).")
+@click.option("--max-length", type=click.IntRange(8), default=1024, show_default=True,
+              help="Cut prompt + response at this many tokens, as train --max-length does.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True,
+              help="Rows per forward pass.")
+@click.option("--fp32", is_flag=True, help="Score in fp32 even where the CPU computes bf16.")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed rows (and count them) instead of stopping.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def select_cmd(data_path, out_path, scores_path, model, by, keep_fraction, reverse, max_ifd, min_rating, rate_spec,
+               base_url, api_key, concurrency, template, max_length, batch_size, fp32, skip_invalid, no_progress):
+    """Score every row (IFD, response perplexity and length from a small LM; optionally an LLM's 1-5 rating)
+    and keep the best."""
+    import math
+    import os
+    import time
+
+    from ..data.select import decide, score_records, scores_path_for, summary_lines
+    from ..data.sources import load_rows
+    from ..data.writers import check_writable, write_jsonl
+
+    scores_path = scores_path or str(scores_path_for(out_path))
+    if os.path.abspath(scores_path) == os.path.abspath(out_path):
+        raise OutputError("--out and --scores must be different files")
+    if (by == "rating" or min_rating is not None) and not rate_spec:
+        raise click.BadParameter("needs --rate openai:MODEL", param_hint="--by rating" if by == "rating"
+                                 else "--min-rating")
+    if rate_spec and not rate_spec.startswith("openai:"):
+        raise click.BadParameter(f"{rate_spec!r}: takes openai:MODEL", param_hint="--rate")
+    for p in (out_path, scores_path):
+        check_writable(p)
+    skipped: list = []
+    rows = load_rows(data_path, template, skip_invalid=skip_invalid, skipped=skipped)
+    for err in skipped[:5]:
+        click.echo(f"skipped: {err}", err=True)
+    teacher = None
+    if rate_spec:
+        from ..teachers import make_teacher
+
+        teacher = make_teacher(rate_spec, base_url=base_url, api_key=api_key, concurrency=concurrency)
+    try:
+        from ..data.scoring import load_scorer, score_rows
+
+        lm, tokenizer, bf16 = load_scorer(model, fp32=fp32)
+        click.echo(f"scoring {len(rows)} rows with {model or 'embedded'} ({'bf16 autocast' if bf16 else 'fp32'})",
+                   err=True)
+        start = time.monotonic()
+        scores = score_rows(rows, lm, tokenizer, template=template, max_length=max_length, batch_size=batch_size,
+                            bf16=bf16, progress=not no_progress)
+        seconds = time.monotonic() - start
+        if teacher is not None:
+            from ..data.rating import rate_rows
+
+            for s, r in zip(scores, rate_rows(teacher, rows, progress=not no_progress)):
+                if s is not None:
+                    s.update(r)
+    finally:
+        if teacher is not None:
+            teacher.close()
+    decisions = decide(scores, by=by, keep_fraction=keep_fraction, max_ifd=max_ifd, min_rating=min_rating,
+                       reverse=reverse)
+    rule = {"by": by, "reverse": reverse, "keep_fraction": keep_fraction, "max_ifd": None if math.isinf(max_ifd) else max_ifd, "min_rating": min_rating,
+            "model": model or "embedded", "rate": rate_spec}
+    write_jsonl(out_path, [r for r, d in zip(rows, decisions) if d["kept"]])
+    write_jsonl(scores_path, score_records(rows, scores, decisions, rule))
+    for line in summary_lines(decisions, out_path, scores_path, seconds):
+        click.echo(line, err=True)

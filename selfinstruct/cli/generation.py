@@ -193,14 +193,20 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
 @click.command("report")
 @click.argument("run_dir", metavar="PATH", type=click.Path())
 @click.option("--out", default=None, type=click.Path(file_okay=False),
-              help="Folder for report.md and the PNG plots [default: RUN_DIR/report for a generate folder, "
+              help="Folder for the report and its PNG plots [default: RUN_DIR/report for a generate folder, "
                    "else PATH.report beside it].")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier report in that folder.")
 @columns_option
 def report_cmd(run_dir, out, overwrite, columns):
-    """Report on a `generate` run (counts, rejections, cost, ...) or any data file `train` reads: lengths,
-    similarity, first words."""
+    """Report on a `generate` run (counts, rejections, cost, ...), a `select` scores file (each score's
+    distribution, kept and dropped, with the cut marked), or any data file `train` reads (lengths,
+    similarity, first words)."""
+    from ..data.select import is_scores_file, write_scores_report
     from ..generation.report import write_report
+
+    if is_scores_file(run_dir):
+        click.echo(str(write_scores_report(run_dir, out, overwrite=overwrite)))
+        return
 
     path = write_report(run_dir, out, overwrite=overwrite, columns=columns)
     click.echo(str(path))

@@ -1,7 +1,8 @@
 """Data: records in and out, cleaned, deduplicated and exported; the layer every stage reads through.
 
 Entry points: ``sources.load_rows`` (any data file or folder a command reads), ``filters.filter_file``
-(`selfinstruct filter`), ``export.export`` (`selfinstruct export`), ``decontam.load_index``.
+(`selfinstruct filter`), ``scoring.score_rows`` and ``select.decide`` (`selfinstruct select`), ``export.export``
+(`selfinstruct export`), ``decontam.load_index``.
 
 ``records`` reads and validates JSONL, JSON and Parquet rows with file:line errors; ``writers`` writes
 atomically and never overwrites; ``similarity`` is the exact ROUGE-L index; ``formatting`` turns a row into
