@@ -129,7 +129,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
         return
     if dry_run:
         click.echo("\n".join(dry_run_lines(cfg, state, TOKEN_LIMITS, price_in=price_in, price_out=price_out,
-                                            cap=max_cost)))
+                                            cap=max_cost, trust_remote_code=trust_remote_code)))
         return
     if max_cost is not None:
         cfg.budget = Budget(max_cost, price_in, price_out, state.stats)  # records the new cap

@@ -146,7 +146,7 @@ class Budget:
 class TokenCounter:
     """Prompt tokens by the teacher's own tokenizer when it is local, else characters / 4."""
 
-    def __init__(self, spec: str, endpoint: str = "chat"):
+    def __init__(self, spec: str, endpoint: str = "chat", trust_remote_code: bool = False):
         from ..teachers import parse_spec
 
         kind, target = parse_spec(spec)
@@ -157,7 +157,7 @@ class TokenCounter:
                          f"{spec}'s tokenizer is not local")
             return
         try:
-            self.tokenizer = _local_tokenizer(kind, target)
+            self.tokenizer = _local_tokenizer(kind, target, trust_remote_code)
         except (OSError, ValueError) as e:
             from ..models import load_error
 
@@ -178,9 +178,10 @@ class TokenCounter:
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
 
-def _local_tokenizer(kind: str, target: str):
-    """A local teacher's tokenizer: its folder, a packaged model's converted folder when cached, or the
-    GGUF file itself (transformers reads GGUF tokenizers; about 30 s of CPU for the embedded Gemma)."""
+def _local_tokenizer(kind: str, target: str, trust_remote_code: bool = False):
+    """A local teacher's tokenizer: its folder (custom code only with ``trust_remote_code``), a packaged
+    model's converted folder when cached, or the GGUF file itself (transformers reads GGUF tokenizers;
+    about 30 s of CPU for the embedded Gemma)."""
     from pathlib import Path
 
     from transformers import AutoTokenizer
@@ -188,7 +189,7 @@ def _local_tokenizer(kind: str, target: str):
     from ..models import _gguf_sources, converted_dir, packaged_gguf, resolve_model
 
     if kind == "hf":
-        return AutoTokenizer.from_pretrained(resolve_model(target))
+        return AutoTokenizer.from_pretrained(resolve_model(target), trust_remote_code=trust_remote_code)
     if kind == "local":
         folder = converted_dir(_gguf_sources()[target][0])
         if (folder / "tokenizer_config.json").exists():
@@ -282,10 +283,12 @@ def plan_lines(cfg, rows: list[dict], count: TokenCounter, *, price_in=None, pri
     return lines
 
 
-def dry_run_lines(cfg, state, limits: dict, *, price_in=None, price_out=None, cap=None) -> list[str]:
+def dry_run_lines(cfg, state, limits: dict, *, price_in=None, price_out=None, cap=None,
+                  trust_remote_code: bool = False) -> list[str]:
     """`generate --dry-run`: plan the rounds still to run in ``state``'s folder (nothing is written).
-    ``limits``: ``{"classify": tokens, "instances": tokens}``, generate's limits for those requests."""
-    count = TokenCounter(cfg.teacher, cfg.endpoint)
+    ``limits``: ``{"classify": tokens, "instances": tokens}``, generate's limits for those requests;
+    ``trust_remote_code``: an ``hf:`` teacher's tokenizer may run its custom code (``--trust-remote-code``)."""
+    count = TokenCounter(cfg.teacher, cfg.endpoint, trust_remote_code)
     rows = plan_rounds(cfg, state.seeds, state.pool, state.next_round, count, limits)
     spent = None
     if state.resumed and price_in is not None:
