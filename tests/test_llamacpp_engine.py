@@ -88,7 +88,7 @@ def test_chat_prompts_keep_the_models_bos(monkeypatch, tok):
     """The chat template opens with {{ bos_token }}: the ids are transformers' apply_chat_template's,
     one BOS and no more."""
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}]
-    L, t = teacher(monkeypatch, tok, chat=True)
+    _, t = teacher(monkeypatch, tok, chat=True)
     try:
         ids = t.encode(msgs)
     finally:
