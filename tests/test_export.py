@@ -13,6 +13,7 @@ from selfinstruct.data.sources import load_rows
 from selfinstruct.training.examples import encode_rows, split_rows
 from selfinstruct.data.export import FORMATS, export
 from selfinstruct.data.formatting import format_example
+from selfinstruct.evaluation.evaluate import encode_batch
 from tiny import make_tiny_model_dir, make_tokenizer
 
 ROWS = [
@@ -73,7 +74,13 @@ def test_prompt_completion_with_the_chat_template(tmp_path, tok):
     export(src, "prompt-completion", out, template="chat", model=str(model))
     row = json.loads(out.read_text().splitlines()[0])
     assert row["prompt"].startswith("<bos><|user|>\n") and row["prompt"].endswith("<|assistant|>\n")
-    assert examples(out, "chat", tok) == examples(src, "chat", tok)
+    want = examples(src, "chat", tok)
+    assert examples(out, "chat", tok) == want
+    # read back with the default template (a prompt-completion row needs none): still one BOS, in train and eval
+    assert examples(out, "alpaca", tok) == want
+    prompts = [p for p, _ in pairs(out, "alpaca", tok)]
+    assert encode_batch(tok, prompts, "alpaca") == encode_batch(tok, prompts, "chat")
+    assert all(e["input_ids"].count(tok.bos_token_id) == 1 for e in want)
 
 
 def test_run_folder_and_task_files_export(tmp_path, tok):

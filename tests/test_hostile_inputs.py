@@ -321,3 +321,18 @@ def test_skip_invalid_eval(tmp_path, tiny_model, monkeypatch):
     assert metrics["rows"] == n_valid and metrics["skipped_invalid"] == len(bad)
     record("hostile", command="eval", case="skip_invalid")
 
+
+
+@pytest.mark.parametrize("option", ["--repeat-penalty", "--instance-repeat-penalty"])
+def test_repeat_penalty_with_an_openai_teacher_is_refused(tmp_path, option):
+    """An OpenAI-compatible API takes no repeat penalty: one line, exit 2, before the teacher is built,
+    rather than a run.json that records a penalty no request carried."""
+    out = tmp_path / "run"
+    res = CliRunner().invoke(main, ["generate", "--teacher", "openai:m", "--base-url", "http://127.0.0.1:9/v1",
+                                    option, "1.2", "--out", str(out)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert f"error: {option}: applies to local teachers only" in res.output
+    assert not out.exists()
+    res = CliRunner().invoke(main, ["generate", "--teacher", "openai:m", "--base-url", "http://127.0.0.1:9/v1",
+                                    option, "1", "--dry-run", "--out", str(out)])
+    assert res.exit_code == 0, res.output  # 1 is off: nothing to refuse

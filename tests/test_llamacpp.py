@@ -95,6 +95,29 @@ def test_shared_prefixes_are_prefilled_once_and_change_nothing(teacher, monkeypa
     assert sum(decoded) - fed_shared == sum((len(g) - 1) * n for g, n in zip(groups, prefixes))
 
 
+GEMMA_CHAT = ("{{ bos_token }}{% for m in messages %}<start_of_turn>"
+              "{{ 'model' if m['role'] == 'assistant' else m['role'] }}\n{{ m['content'] | trim }}<end_of_turn>\n"
+              "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")  # Gemma-IT's shape
+
+
+@pytest.mark.slow
+def test_chat_prompt_ids_match_transformers_bos_included(teacher, monkeypatch):
+    """A template that opens with {{ bos_token }} gives the real Gemma tokenizer's ids: one BOS, as
+    transformers' apply_chat_template (the packaged GGUF has no template; Gemma-IT's shape stands in)."""
+    from transformers import AutoTokenizer
+
+    from selfinstruct.models import resolve_model
+
+    tok = AutoTokenizer.from_pretrained(resolve_model("embedded"))
+    tok.chat_template = GEMMA_CHAT
+    monkeypatch.setattr(teacher, "template", GEMMA_CHAT)
+    msgs = [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."},
+            {"role": "user", "content": "Another one?"}]
+    want = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True)
+    want = list(want["input_ids"] if hasattr(want, "keys") else want)
+    assert teacher.encode(msgs) == want and want.count(tok.bos_token_id) == 1 and want[0] == tok.bos_token_id
+
+
 @pytest.mark.slow
 def test_stop_strings_and_length(teacher):
     free = teacher.complete(["1, 2, 3, 4,"], max_tokens=16, temperature=0)[0]

@@ -157,6 +157,28 @@ def test_custom_code_runs_with_the_flag(tmp_path):
     assert marker.read_text() == "custom code ran"
 
 
+def test_dry_run_honours_the_flag(tmp_path):
+    """`generate --dry-run` counts tokens with an hf: teacher's own tokenizer: custom code needs the flag
+    there too, and the flag lets it run (before, the dry run refused even with it)."""
+    marker = tmp_path / "marker"
+    model = make_remote_code_model(tmp_path / "evil", marker)
+    cfg = json.loads((model / "tokenizer_config.json").read_text())  # the tokenizer's own custom class
+    cfg.update(tokenizer_class="EvilTokenizer", auto_map={"AutoTokenizer": [None, "tokenization_evil.EvilTokenizer"]})
+    (model / "tokenizer_config.json").write_text(json.dumps(cfg))
+    (model / "tokenization_evil.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('custom code ran')\n"
+        "from transformers import PreTrainedTokenizerFast\n\nclass EvilTokenizer(PreTrainedTokenizerFast):\n    pass\n")
+    args = model_command("generate", model, tmp_path, "--dry-run")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "--trust-remote-code" in res.stderr and not marker.exists()
+    code = "import sys\nfrom selfinstruct.cli import main\nmain(sys.argv[1:])\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    p = subprocess.run([sys.executable, "-c", code, *args, "--trust-remote-code"], capture_output=True, text=True,
+                       env=env, cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "own tokenizer" in p.stdout and marker.read_text() == "custom code ran"
+
+
 # --------------------------------------------------------------------------- pickle weights
 
 

@@ -262,6 +262,36 @@ def test_hf_sampling_is_seeded(tiny_dir, teacher):
     assert [x.text for x in a] != [x.text for x in greedy]
 
 
+def test_hf_repeat_penalty_works_as_llama_cpps():
+    """Positive logits of recent generated tokens are divided, others multiplied; the prompt and tokens
+    older than the window are left alone."""
+    import torch
+
+    from selfinstruct.teachers.hf import recent_penalty
+
+    ids = torch.tensor([[5, 1, 2, 3, 2]])  # prompt [5], then 1, 2, 3, 2 generated
+    scores = torch.tensor([[1.0, 2.0, -2.0, 4.0, 0.5, 3.0]])
+    out = recent_penalty(2.0, start=1, last_n=3)(ids, scores.clone())
+    assert out.tolist() == [[1.0, 2.0, -4.0, 2.0, 0.5, 3.0]]  # 2 and 3 penalised; 1 is out of the window, 5 prompt
+
+
+def test_hf_teacher_applies_the_repeat_penalty_greedy(tiny_dir, monkeypatch):
+    """generate's repeat penalties reach the transformers engine too (before, it ignored them): a huge
+    penalty leaves no token repeated in a greedy answer that repeats itself without it."""
+    from selfinstruct.teachers import hf
+
+    rows, real = [], hf.generate
+    monkeypatch.setattr(hf, "generate", lambda *a, **kw: (rows.append(out[1]) or out for out in real(*a, **kw)))
+    t = make_teacher(f"hf:{tiny_dir}", batch_size=2, seed=0, repeat_penalty=1.0)
+    t.complete(PROMPTS[:2], max_tokens=30, temperature=0)
+    plain, rows[:] = list(rows), []
+    t.repeat_penalty = 1e6
+    t.complete(PROMPTS[:2], max_tokens=30, temperature=0)
+    assert any(len(set(r)) < len(r) for r in plain)
+    assert all(len(set(r)) == len(r) for r in rows)
+    assert make_teacher(f"hf:{tiny_dir}", repeat_penalty=1.3).repeat_penalty == 1.3
+
+
 def test_hf_progress_bar(teacher, capsys):
     teacher.complete(PROMPTS[:2], max_tokens=2, temperature=0, progress="teacher test")
     assert "teacher test" in capsys.readouterr().err

@@ -72,14 +72,15 @@ RESUME_PARAMS = {"rounds": "rounds", "num_instructions": "num_instructions", "te
               help="Nucleus sampling top-p of new instructions. Default: 0.5 (the paper's) for openai:, 0.9 for "
                    "local teachers.")
 @click.option("--repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
-              help="Local llama.cpp teachers: penalty on new instructions repeating tokens of a sequence's last "
-                   "64 (1 = off). Default: 1 (off).")
+              help="Local teachers (llama.cpp, transformers): penalty on new instructions repeating tokens of "
+                   "their last 64 (1 = off; refused for openai: teachers). Default: 1 (off).")
 @click.option("--instance-temperature", type=click.FloatRange(0), default=None,
               help="Sampling temperature of the instance step. Default: 0.7.")
 @click.option("--instance-top-p", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Top-p of the instance step. Default: 0.5.")
 @click.option("--instance-repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
-              help="Local llama.cpp teachers: repeat penalty of the instance step. Default: 1.2 (1 = off).")
+              help="Local teachers: repeat penalty of the instance step, greedy or sampled. Default: 1.2 "
+                   "(1 = off; refused for openai: teachers).")
 @click.option("--classify", "classify_with", type=click.Choice(["teacher", "rules"]), default=None,
               help="How tasks are sorted into classification (label-first instances) or not: the teacher's "
                    "few-shot Yes/No, or cue words. Default: teacher for openai:, rules for local teachers.")
@@ -113,13 +114,15 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
     from ..generation.budget import Budget, BudgetReached, check_cost_options, dry_run_lines
     from ..data.decontam import describe, load_index
     from ..data.filters import blacklist_words
-    from ..generation.bootstrap import TOKEN_LIMITS, GenerateConfig, run, summary, target_line, target_reached
+    from ..generation.bootstrap import (TOKEN_LIMITS, GenerateConfig, penalty_problem, run, summary, target_line,
+                                         target_reached)
     from ..generation.journal import RunState
     from ..generation.resume import previous_settings, resume_options
     from ..data.seeds import load_seeds
     from ..teachers import make_teacher
 
-    problem = check_cost_options(max_cost, price_in, price_out)
+    problem = check_cost_options(max_cost, price_in, price_out) or \
+        penalty_problem(teacher, repeat_penalty, instance_repeat_penalty)
     if problem:
         raise InputError(problem[0], None, problem[1])
     if no_decontaminate and eval_paths:
@@ -158,7 +161,7 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
         for line in notes:  # once every check has passed
             click.echo(line, err=True)
         click.echo("\n".join(dry_run_lines(cfg, state, TOKEN_LIMITS, price_in=price_in, price_out=price_out,
-                                            cap=max_cost)))
+                                            cap=max_cost, trust_remote_code=trust_remote_code)))
         return
     if max_cost is not None:
         cfg.budget = Budget(max_cost, price_in, price_out, state.stats)  # records the new cap

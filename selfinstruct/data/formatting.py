@@ -63,6 +63,14 @@ def format_prompt(row: dict, template: str = "alpaca", tokenizer=None) -> str:
     return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
+def adds_special_tokens(tokenizer, prompt: str, template: str = "alpaca") -> bool:
+    """Whether tokenising ``prompt`` adds the tokenizer's special tokens (its BOS): yes for Alpaca text,
+    no for a chat template's (it writes its own), and no for a text that already starts with the BOS
+    text (a prompt-completion row exported with ``--template chat``), which would get two."""
+    bos = getattr(tokenizer, "bos_token", None)
+    return template != "chat" and not (bos and prompt.startswith(bos))
+
+
 def format_example(row: dict, template: str = "alpaca", tokenizer=None) -> tuple[str, str]:
     """(prompt, completion): the loss falls on the completion only (EOS is added with tokens)."""
     prompt = format_prompt(row, template, tokenizer)

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .metrics import _mean, compare_models, has_header, pick_examples, score_answer, summarize
-from ..data.formatting import format_prompt, TemplateError
+from ..data.formatting import TemplateError, adds_special_tokens, format_prompt
 from ..models import ModelError, load_error, resolve_model
 from ..data.records import InputError, read_examples
 from ..data.sources import data_file
@@ -75,9 +75,10 @@ def _header_stop(tokenizer, prompt_len: int):
 
 
 def encode_batch(tokenizer, prompts: list[str], template: str = "alpaca") -> list[list[int]]:
-    """Token ids per prompt, as `train` tokenises them (data.encode_rows): a chat template
-    writes its own BOS, the Alpaca text gets the tokenizer's special tokens."""
-    return [tokenizer(p, add_special_tokens=template != "chat")["input_ids"] for p in prompts]
+    """Token ids per prompt, as `train` tokenises them (training.examples.encode_rows): a chat template
+    writes its own BOS, the Alpaca text gets the tokenizer's special tokens (unless it starts with BOS)."""
+    return [tokenizer(p, add_special_tokens=adds_special_tokens(tokenizer, p, template))["input_ids"]
+            for p in prompts]
 
 
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 256, batch_size: int = 8,

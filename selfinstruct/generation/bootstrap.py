@@ -48,6 +48,18 @@ DEFAULTS = {
 def teacher_kind(spec: str | None) -> str:
     """'api' for openai:MODEL, else 'local' (round sizes and sampling defaults differ)."""
     return "api" if (spec or "").startswith("openai:") else "local"
+
+
+def penalty_problem(spec: str | None, repeat_penalty, instance_repeat_penalty) -> tuple[str, str] | None:
+    """(option, problem) when a repeat penalty is asked of a teacher that cannot apply it (an API), else None."""
+    if teacher_kind(spec) != "api":
+        return None
+    for option, value in (("--repeat-penalty", repeat_penalty), ("--instance-repeat-penalty", instance_repeat_penalty)):
+        if value not in (None, 1.0):
+            return option, "applies to local teachers only (an OpenAI-compatible API takes none); leave it out"
+    return None
+
+
 CLASSIFY_TOKENS = 3
 INSTANCE_TOKENS = 256
 TOKEN_LIMITS = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}  # what budget plans with
@@ -66,7 +78,7 @@ class GenerateConfig:
     max_tokens: int = 512
     temperature: float | None = None  # None: the teacher kind's default (DEFAULTS)
     top_p: float | None = None
-    repeat_penalty: float | None = None  # local llama.cpp teachers only
+    repeat_penalty: float | None = None  # local teachers only (both engines); API teachers: 1.0
     instance_temperature: float | None = None  # the instance stage's sampling (None: the kind's default)
     instance_top_p: float | None = None
     instance_repeat_penalty: float | None = None

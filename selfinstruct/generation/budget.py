@@ -162,7 +162,7 @@ class Budget:
 class TokenCounter:
     """Prompt tokens by the teacher's own tokenizer when it is local, else characters / 4."""
 
-    def __init__(self, spec: str, endpoint: str = "chat"):
+    def __init__(self, spec: str, endpoint: str = "chat", trust_remote_code: bool = False):
         from ..teachers import parse_spec
 
         kind, target = parse_spec(spec)
@@ -173,7 +173,7 @@ class TokenCounter:
                          f"{spec}'s tokenizer is not local")
             return
         try:
-            self.tokenizer = _local_tokenizer(kind, target)
+            self.tokenizer = _local_tokenizer(kind, target, trust_remote_code)
         except (OSError, ValueError) as e:
             from ..models import load_error
 
@@ -194,13 +194,15 @@ class TokenCounter:
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
 
-def _local_tokenizer(kind: str, target: str):
-    """A local teacher's tokenizer: its folder, a packaged model's converted folder when cached, or the
-    GGUF file itself (``models.load_tokenizer``; no weights are read or converted)."""
+def _local_tokenizer(kind: str, target: str, trust_remote_code: bool = False):
+    """A local teacher's tokenizer: its folder (custom code only with ``trust_remote_code``), a packaged
+    model's converted folder when cached, or the GGUF file itself (``models.load_tokenizer``; no weights
+    are read or converted)."""
     from ..models import gguf_tokenizer, load_tokenizer
     from ..teachers import gguf_file
 
-    return gguf_tokenizer(gguf_file(target)) if kind == "gguf" else load_tokenizer(target)
+    return (gguf_tokenizer(gguf_file(target)) if kind == "gguf"
+            else load_tokenizer(target, trust_remote_code=trust_remote_code))
 
 
 # The expected answer lengths of a fresh run: the paper's generated data (Wang et al. 2022, Table 1: 52,445
@@ -341,10 +343,12 @@ def plan_lines(cfg, rows: list[dict], count: TokenCounter, *, price_in=None, pri
     return lines
 
 
-def dry_run_lines(cfg, state, limits: dict, *, price_in=None, price_out=None, cap=None) -> list[str]:
+def dry_run_lines(cfg, state, limits: dict, *, price_in=None, price_out=None, cap=None,
+                  trust_remote_code: bool = False) -> list[str]:
     """`generate --dry-run`: plan the rounds still to run in ``state``'s folder (nothing is written).
-    ``limits``: ``{"classify": tokens, "instances": tokens}``, generate's limits for those requests."""
-    count = TokenCounter(cfg.teacher, cfg.endpoint)
+    ``limits``: ``{"classify": tokens, "instances": tokens}``, generate's limits for those requests;
+    ``trust_remote_code``: an ``hf:`` teacher's tokenizer may run its custom code (``--trust-remote-code``)."""
+    count = TokenCounter(cfg.teacher, cfg.endpoint, trust_remote_code)
     rows = plan_rounds(cfg, state.seeds, state.pool, state.next_round, count, limits)
     basis = observed_rounds(rows, state.stats)
     spent = None

@@ -41,9 +41,10 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
     API teachers use ``base_url``/``api_key`` (else ``OPENAI_BASE_URL``/``OPENAI_API_KEY``; a custom
     base URL needs no key), ``endpoint``, ``concurrency``, ``timeout`` and ``max_retries``, and check
     at once that the server answers. Local teachers use ``engine``, ``batch_size`` (sequences decoded
-    together), ``trust_remote_code`` and ``seed``; ``endpoint="completions"`` makes a local chat model
-    take plain completion prompts. ``log`` gets one line saying which engine runs, and why. ``flags``:
-    the command's options for the API key and the server URL, as errors name them.
+    together), ``trust_remote_code``, ``seed`` and ``repeat_penalty`` (llama.cpp's, on both engines; 1 = off);
+    ``endpoint="completions"`` makes a local chat model take plain completion prompts. ``log`` gets one
+    line saying which engine runs, and why. ``flags``: the command's options for the API key and the
+    server URL, as errors name them.
     """
     if engine not in ENGINES:
         raise TeacherError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
@@ -58,7 +59,8 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
         from .hf import HFTeacher
 
         say(f"teacher {target} on transformers")
-        return HFTeacher(target, batch_size=batch_size or 8, trust_remote_code=trust_remote_code, seed=seed)
+        return HFTeacher(target, batch_size=batch_size or 8, trust_remote_code=trust_remote_code, seed=seed,
+                         repeat_penalty=repeat_penalty)
     chat = kind == "local" and target == "smollm2" and endpoint == "chat"
     why = llamacpp_available() if engine != "transformers" else "--engine transformers"
     if why and (engine == "llamacpp" or kind == "gguf"):
@@ -67,7 +69,8 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
         from .hf import HFTeacher
 
         say(f"teacher {target} on transformers: {why}")
-        return HFTeacher(target, batch_size=batch_size or 32, seed=seed, name=NAMES[target], is_chat=chat)
+        return HFTeacher(target, batch_size=batch_size or 32, seed=seed, name=NAMES[target], is_chat=chat,
+                         repeat_penalty=repeat_penalty)
     from ..models import ModelError, packaged_gguf
     from .llamacpp import LlamaCppTeacher
 

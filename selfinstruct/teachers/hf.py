@@ -34,14 +34,35 @@ def answer_end(row: list[int], stops: set[int], pad_id: int | None) -> tuple[int
     return len(row), False
 
 
+def recent_penalty(penalty: float, start: int, last_n: int = 64):
+    """llama.cpp's repeat penalty as a transformers logits processor: the logit of each token among a
+    row's last ``last_n`` generated tokens (from column ``start`` on; the prompt is not counted) is
+    divided by ``penalty`` when positive and multiplied by it when not."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class RecentPenalty(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            recent = input_ids[:, start:][:, -last_n:]
+            if recent.shape[1] == 0:
+                return scores
+            picked = scores.gather(1, recent)
+            return scores.scatter(1, recent, torch.where(picked > 0, picked / penalty, picked * penalty))
+
+    return RecentPenalty()
+
+
 def generate(model, tokenizer, ids: list[list[int]], *, max_new_tokens: int, temperature: float = 0.0,
              top_p: float = 1.0, batch_size: int = 8, stopping=None, progress: str | None = None,
-             unit: str = "req"):
+             unit: str = "req", repeat_penalty: float = 1.0):
     """Yield ``(index, new_token_ids, hit_eos)`` for each prompt (token ids), batch by batch.
 
     Batches hold prompts of similar length; greedy unless ``temperature`` > 0. ``stopping`` is
     a callable ``n_prompt_tokens -> StoppingCriteriaList | None``. The ids stop before the end.
+    ``repeat_penalty`` (1 = off) works as llama.cpp's, over each row's last 64 generated tokens.
     """
+    from transformers import LogitsProcessorList
+
     import torch
 
     if tokenizer.pad_token is None:
@@ -59,7 +80,10 @@ def generate(model, tokenizer, ids: list[list[int]], *, max_new_tokens: int, tem
             n_in = enc["input_ids"].shape[1]
             gen = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                  eos_token_id=sorted(stops) or None,
-                                 stopping_criteria=stopping(n_in) if stopping else None, **sampling)
+                                 stopping_criteria=stopping(n_in) if stopping else None,
+                                 logits_processor=LogitsProcessorList(
+                                     [recent_penalty(repeat_penalty, n_in)] if repeat_penalty != 1.0 else []),
+                                 **sampling)
             for i, row in zip(batch, gen[:, n_in:].tolist()):
                 end, hit_eos = answer_end(row, stops, tokenizer.pad_token_id)
                 yield i, row[:end], hit_eos
@@ -70,7 +94,8 @@ class HFTeacher:
     """A local transformers model, generating ``batch_size`` prompts at a time."""
 
     def __init__(self, spec: str, *, batch_size: int = 8, trust_remote_code: bool = False, seed: int = 0,
-                 device: str | None = None, name: str | None = None, is_chat: bool | None = None):
+                 device: str | None = None, name: str | None = None, is_chat: bool | None = None,
+                 repeat_penalty: float = 1.0):
         from ..models import ModelError, generation_dtype, load_model_and_tokenizer
 
         try:
@@ -86,6 +111,7 @@ class HFTeacher:
         self.is_chat = bool(getattr(tok, "chat_template", None)) if is_chat is None else is_chat
         self.usage = Usage()
         self.batch_size, self.seed, self._calls = max(1, batch_size), seed, 0
+        self.repeat_penalty = repeat_penalty  # as llama.cpp's: over each answer's last 64 tokens; 1.0 = off
         self._stop_criteria = {}
 
     def __repr__(self):
@@ -122,7 +148,8 @@ class HFTeacher:
         criteria = self._criteria(stop)
         for i, row, hit_eos in generate(self.model, self.tokenizer, ids, max_new_tokens=max_tokens,
                                         temperature=temperature, top_p=top_p, batch_size=self.batch_size,
-                                        stopping=lambda n: criteria, progress=progress):
+                                        stopping=lambda n: criteria, progress=progress,
+                                        repeat_penalty=self.repeat_penalty):
             self.usage.requests += 1
             yield i, self._completion(row, hit_eos, len(ids[i]), max_tokens, stop)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -52,6 +53,14 @@ def _silence_logs(L) -> None:
     _silence_logs.callback = _log  # keep a reference: llama.cpp holds the pointer
 
 
+def cpu_count() -> int:
+    """The cores this process may run on (Linux: its affinity mask; elsewhere all of them)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _grammar(schema: dict) -> bytes:
     """GBNF for a JSON schema (llama-cpp-python's converter, the one its server uses)."""
     from llama_cpp.llama_grammar import json_schema_to_gbnf
@@ -69,18 +78,31 @@ class LlamaCppTeacher:
         except ImportError as e:
             raise TeacherError(f"llama-cpp-python is not installed ({e})") from None
         self.L, self.name, self.seed, self._calls = L, name, seed, 0
+        self.model = self.ctx = self.batch = None
+        self._streams = weakref.WeakSet()  # open stream generators: close() ends them before freeing
         self.usage = Usage()
         self.parallel, self.context = max(1, parallel), context
         self.repeat_penalty = repeat_penalty  # over each sequence's last 64 tokens; 1.0 = off
         self.share_prefix = share_prefix  # sequences parallel .. parallel + PREFIXES - 1 hold shared prefixes
+        limit = L.llama_max_parallel_sequences()
+        if self.parallel + PREFIXES > limit:  # llama.cpp would only say it cannot create a context
+            raise TeacherError(f"batch size {self.parallel} is over llama.cpp's limit of {limit - PREFIXES} "
+                               f"sequences at a time ({limit} less {PREFIXES} for shared prompt prefixes)")
         _silence_logs(L)
         L.llama_backend_init()
-        self.model = L.llama_model_load_from_file(str(gguf_path).encode(), L.llama_model_default_params())
+        try:
+            self._load(str(gguf_path), context, threads or cpu_count(), chat)
+        except BaseException:
+            self.close()  # free whatever was made
+            raise
+
+    def _load(self, gguf_path: str, context: int, threads: int, chat: bool) -> None:
+        L = self.L
+        self.model = L.llama_model_load_from_file(gguf_path.encode(), L.llama_model_default_params())
         if not self.model:
             raise TeacherError(f"{gguf_path}: llama.cpp cannot load this GGUF file")
         self.vocab = L.llama_model_get_vocab(self.model)
         self.context = min(context, L.llama_model_n_ctx_train(self.model))
-        threads = threads or len(os.sched_getaffinity(0))
         p = L.llama_context_default_params()
         p.n_ctx = self.context * (self.parallel + PREFIXES)
         p.n_batch = p.n_ubatch = 512
@@ -117,17 +139,29 @@ class LlamaCppTeacher:
                 return list(arr[:n])
             size = -n
 
+    def _special_text(self, token: int) -> str:
+        """A special token's text (``<bos>``); '' when the model has none."""
+        if token < 0:  # LLAMA_TOKEN_NULL
+            return ""
+        return (self.L.llama_vocab_get_text(self.vocab, token) or b"").decode("utf-8", "replace")
+
     def encode(self, prompt) -> list[int]:
-        """Token ids: a string as it is (with BOS), chat messages through the model's chat template."""
+        """Token ids: a string as it is (with BOS), chat messages through the model's chat template.
+
+        The template is rendered with the model's own BOS and EOS text and tokenised without adding
+        more, as transformers' ``apply_chat_template`` and llama-server do: a template that opens with
+        ``{{ bos_token }}`` (Gemma, Llama 3, Mistral) starts with exactly one BOS."""
         if isinstance(prompt, str):
             return self.tokenize(prompt, special=False)
         if not self.template:
             raise TeacherError(f"{self.name} has no chat template; pass plain string prompts")
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+        L = self.L
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        text = env.from_string(self.template).render(messages=prompt, add_generation_prompt=True,
-                                                     bos_token="", eos_token="")
+        text = env.from_string(self.template).render(
+            messages=prompt, add_generation_prompt=True, bos_token=self._special_text(L.llama_vocab_bos(self.vocab)),
+            eos_token=self._special_text(L.llama_vocab_eos(self.vocab)))
         return self.tokenize(text, special=True)
 
     def _bytes(self, token: int, special: bool = False) -> bytes:
@@ -144,9 +178,10 @@ class LlamaCppTeacher:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_grammar(self.vocab, grammar, b"root"))
         if temperature > 0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_k(TOP_K))
-            if self.repeat_penalty != 1.0:
-                L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
-                    L.llama_vocab_n_tokens(self.vocab), 64, self.repeat_penalty, 0.0, 0.0))
+        if self.repeat_penalty != 1.0:  # greedy decoding is penalised too
+            L.llama_sampler_chain_add(chain, L.llama_sampler_init_penalties(
+                L.llama_vocab_n_tokens(self.vocab), 64, self.repeat_penalty, 0.0, 0.0))
+        if temperature > 0:
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_temp(temperature))
             L.llama_sampler_chain_add(chain, L.llama_sampler_init_top_p(top_p, 1))
             seed = (self.seed * 1000003 + self._calls * 9973 + n) & 0xFFFFFFFF
@@ -215,12 +250,18 @@ class LlamaCppTeacher:
             if self.L.llama_decode(self.ctx, b) != 0:
                 raise TeacherError("llama.cpp failed to decode a batch (out of KV cache memory?)")
 
-    def stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
-               stop: list[str] | None = None, progress: str | None = None, schema: dict | None = None):
-        """Yield ``(index, Completion)`` as each answer ends (continuous batching).
+    def stream(self, prompts: list, **kw):
+        """Yield ``(index, Completion)`` as each answer ends (continuous batching); the keywords are
+        ``_stream``'s. The teacher keeps each stream until it ends, so that ``close`` can end it first."""
+        if not self.ctx:
+            raise TeacherError(f"{self.name}: the llama.cpp teacher is closed")
+        gen = self._stream(prompts, **kw)
+        self._streams.add(gen)
+        return gen
 
-        ``schema`` (a JSON schema) holds every answer to it, through llama.cpp's grammar sampler.
-        """
+    def _stream(self, prompts: list, *, max_tokens: int = 512, temperature: float = 0.7, top_p: float = 0.5,
+                stop: list[str] | None = None, progress: str | None = None, schema: dict | None = None):
+        """``schema`` (a JSON schema) holds every answer to it, through llama.cpp's grammar sampler."""
         L = self.L
         grammar = _grammar(schema) if schema is not None else None
         ids = [self.encode(p) for p in prompts]
@@ -299,11 +340,19 @@ class LlamaCppTeacher:
         return in_order(self.stream(prompts, **kw), len(prompts))
 
     def close(self) -> None:
-        """Free the context and the model."""
-        if getattr(self, "ctx", None):
-            self.L.llama_batch_free(self.batch)
-            self.L.llama_free(self.ctx)
+        """End the open streams (their cleanup needs the context), then free the batch, the context and the model.
+
+        A stream left paused (its consumer raised mid-answer) would otherwise run its cleanup on freed memory
+        when it is finally collected."""
+        for gen in list(self._streams):
+            gen.close()
+        L = self.L
+        if self.batch is not None:
+            L.llama_batch_free(self.batch)
+            self.batch = None
+        if self.ctx:
+            L.llama_free(self.ctx)
             self.ctx = None
-        if getattr(self, "model", None):
-            self.L.llama_model_free(self.model)
+        if self.model:
+            L.llama_model_free(self.model)
             self.model = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..data.formatting import format_example
+from ..data.formatting import adds_special_tokens, format_example
 
 IGNORE_INDEX = -100
 
@@ -86,12 +86,12 @@ def encode_example(prompt: str, completion: str, tokenizer, max_length: int,
 def encode_rows(rows: list[dict], tokenizer, template: str = "alpaca",
                 max_length: int = 1024) -> tuple[list[dict], int]:
     """Tokenise rows; returns (examples, how many were dropped because the response was cut entirely)."""
-    # a chat template writes its own BOS; the Alpaca text needs the tokenizer's
-    add_special = template != "chat"
     out, dropped = [], 0
     for row in rows:
         prompt, completion = format_example(row, template, tokenizer)
-        ex = encode_example(prompt, completion, tokenizer, max_length, add_special)
+        # a chat template writes its own BOS; the Alpaca text needs the tokenizer's
+        ex = encode_example(prompt, completion, tokenizer, max_length,
+                            adds_special_tokens(tokenizer, prompt, template))
         if ex is None:
             dropped += 1
         else:

@@ -5,10 +5,22 @@ transformers computes ``logits = lm_head(hidden)`` for every token, then the los
 again for their gradient. Here the loss is computed a chunk of tokens at a time and
 the gradients of the hidden states and of the head's weight are computed in the
 same pass (the approach of Liger's fused linear cross-entropy, in plain PyTorch so
-it also runs on CPU): the peak extra memory is one chunk of logits, whatever the
-batch. Only positions with a target are computed at all, so prompt and padding
-tokens never reach the head. Loss and gradients equal transformers'
+it also runs on CPU). Only positions with a target are computed at all, so prompt and
+padding tokens never reach the head. Loss and gradients equal transformers'
 ``ForCausalLMLoss`` (tests/test_loss.py).
+
+Memory: no tokens x vocabulary tensor, but not free either. Between the forward and
+the backward pass the loss keeps the head's weight gradient in fp32 (vocabulary x
+hidden: 640 MiB for Gemma 3 270M) and the hidden states' gradient (target tokens x
+hidden, growing with the batch); the backward pass scales the first into a second
+tensor of that size, the weight's ``.grad``. While the forward runs there is one chunk
+of fp32 logits (``CHUNK_ELEMENTS``: 128 MiB; the softmax overwrites it) and a few
+temporaries of up to its size (the bf16 matmul result and gradient under autocast, the
+softcap's tanh). Under bf16 autocast there is more: a bf16 copy of the head's weight
+(320 MiB for Gemma 3 270M) and of the hidden states, made on every forward, and each
+chunk's weight gradient is made as a bf16 vocabulary x hidden tensor and an fp32 copy
+of it (320 + 640 MiB) before it is added. Measured peaks: docs/benchmarks.md,
+"chunked LM-head loss".
 
 :func:`use_chunked_loss` swaps a model's ``forward`` for one that returns this loss
 (and no logits) whenever labels are given; without labels the original forward runs.
