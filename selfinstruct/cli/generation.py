@@ -65,6 +65,12 @@ from ..teachers import TeacherError
               help="Top-p of the instance step. Default: 0.5.")
 @click.option("--instance-repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
               help="Local llama.cpp teachers: repeat penalty of the instance step. Default: 1.2 (1 = off).")
+@click.option("--instance-samples", type=click.IntRange(1, 8), default=None,
+              help="Answers asked per task in the instance step, their examples pooled before cleaning. "
+                   "Default: 1 for chat teachers, 3 for base ones (which write one example an answer).")
+@click.option("--instance-demos", type=click.Choice(["similar", "random"]), default="similar", show_default=True,
+              help="Base teachers: the instance prompt's seed demonstrations are the seed tasks most similar to "
+                   "the task (ROUGE-L), or drawn at random once a round.")
 @click.option("--classify", "classify_with", type=click.Choice(["teacher", "rules"]), default=None,
               help="How tasks are sorted into classification (label-first instances) or not: the teacher's "
                    "few-shot Yes/No, or cue words. Default: teacher for openai:, rules for local teachers.")
@@ -88,7 +94,7 @@ from ..teachers import TeacherError
 def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
              seed, max_tokens, temperature, top_p, repeat_penalty, instance_temperature, instance_top_p,
-             instance_repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
+             instance_repeat_penalty, instance_samples, instance_demos, classify_with, engine, batch_size, trust_remote_code,
              skip_invalid, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
@@ -113,6 +119,7 @@ def generate(rounds, seeds_path, teacher, base_url, api_key, endpoint, concurren
                          temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
                          instance_temperature=instance_temperature, instance_top_p=instance_top_p,
                          instance_repeat_penalty=instance_repeat_penalty, classify=classify_with,
+                         instance_samples=instance_samples, instance_demos=instance_demos,
                          base_url=base_url, seeds=seeds_path, price_in=price_in, price_out=price_out,
                          decontaminate=evals, tokenizer=rouge_tokenizer, blacklist=blacklist_words(blacklist))
     skipped = []
