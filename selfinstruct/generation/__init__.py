@@ -4,7 +4,7 @@ Entry points: ``bootstrap.run`` (the loop behind `selfinstruct generate`), ``bud
 (`--dry-run`), ``report.write_run_report`` (`selfinstruct report`).
 
 ``prompts`` builds the teacher's prompts from package templates, ``parsing`` reads its answers,
-``screen`` drops bad or near-duplicate candidates, ``journal`` owns the run folder's files (so a run
+``screen`` drops bad or near-duplicate candidates, ``instances`` asks for each kept task's examples, ``journal`` owns the run folder's files (so a run
 resumes after a crash), and ``budget`` counts tokens and cost. It reads and writes through ``data``
 and talks to a teacher through ``teachers``.
 """
