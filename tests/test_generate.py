@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from selfinstruct import cli, teachers
 from selfinstruct.generation.bootstrap import GenerateConfig, clean_instances, run
-from selfinstruct.generation.instances import BASE_SAMPLES
+BASE_SAMPLES = 3
 from selfinstruct.data.formatting import to_messages
 from selfinstruct.generation.journal import RunState
 from selfinstruct.data.writers import OutputError, read_jsonl_lenient
@@ -94,8 +94,7 @@ DEFAULT_SCRIPT = {
 
 
 def make_run(tmp_path, teacher, **kw):
-    cfg = GenerateConfig(**{"rounds": 2, "prompts_per_round": 2, "classify": "teacher", "instance_samples": 1,
-                            "instance_demos": "random", **kw})
+    cfg = GenerateConfig(**{"rounds": 2, "prompts_per_round": 2, "classify": "teacher", **kw})
     state = RunState(tmp_path / "run", cfg.run_json(), seed_tasks())
     stats = run(teacher, cfg, state, echo=lambda m: None)
     return stats, state
@@ -441,9 +440,9 @@ def one_example(p, n):
     return f" input {n}\nOutput: the answer to input {n}.\n", "stop"
 
 
-def test_a_base_teacher_is_asked_several_answers_a_task_and_their_examples_are_pooled(tmp_path):
+def test_instance_samples_ask_several_answers_a_task_and_pool_their_examples(tmp_path):
     teacher = FakeTeacher({"instances": one_example})
-    cfg = GenerateConfig(rounds=1, prompts_per_round=1, classify="rules")
+    cfg = GenerateConfig(rounds=1, prompts_per_round=1, classify="rules", instance_samples=BASE_SAMPLES)
     state = RunState(tmp_path / "run", cfg.run_json(), seed_tasks())
     run(teacher, cfg, state, echo=lambda m: None)
     tasks, data, _, _ = assert_consistent(tmp_path)
@@ -456,7 +455,7 @@ def test_a_base_teacher_is_asked_several_answers_a_task_and_their_examples_are_p
         assert len(t["responses"]["instances"]) == BASE_SAMPLES
         texts = " ".join(responses[i]["text"] for i in t["responses"]["instances"])
         assert all(i["input"] in texts for i in t["instances"])
-    # a chat teacher is asked once a task; --instance-samples overrides either
+    # by default every teacher is asked once a task
     chat = FakeTeacher({"instances": one_example}, is_chat=True)
     run(chat, GenerateConfig(rounds=1, prompts_per_round=1), RunState(tmp_path / "c", cfg.run_json(), seed_tasks()),
         echo=lambda m: None)
@@ -468,12 +467,12 @@ def test_a_base_teacher_is_asked_several_answers_a_task_and_their_examples_are_p
     assert sum(k == "instances" for k, _ in two.prompts) == 4
 
 
-def test_base_instance_prompts_show_the_seed_tasks_nearest_the_task(tmp_path):
+def test_similar_instance_demos_are_the_seed_tasks_nearest_the_task(tmp_path):
     def tasks_about_seeds(p, n):  # near seed 7 and seed 9 (the words they alone share)
         return " Describe the harbor in plain words for a child.\n10. Describe the jungle at dawn in words.", "stop"
 
     teacher = FakeTeacher({"instructions": tasks_about_seeds})
-    cfg = GenerateConfig(rounds=1, prompts_per_round=1, classify="rules", threshold=0.95)
+    cfg = GenerateConfig(rounds=1, prompts_per_round=1, classify="rules", threshold=0.95, instance_demos="similar")
     run(teacher, cfg, RunState(tmp_path / "run", cfg.run_json(), seed_tasks()), echo=lambda m: None)
     asked = {text_of(p).rsplit("Task:", 1)[1]: text_of(p) for k, p in teacher.prompts if k == "instances"}
     harbor = asked[" Describe the harbor in plain words for a child.\nExample 1\nInput:"]

@@ -65,12 +65,11 @@ from ..teachers import TeacherError
               help="Top-p of the instance step. Default: 0.5.")
 @click.option("--instance-repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
               help="Local llama.cpp teachers: repeat penalty of the instance step. Default: 1.2 (1 = off).")
-@click.option("--instance-samples", type=click.IntRange(1, 8), default=None,
-              help="Answers asked per task in the instance step, their examples pooled before cleaning. "
-                   "Default: 1 for chat teachers, 3 for base ones (which write one example an answer).")
-@click.option("--instance-demos", type=click.Choice(["similar", "random"]), default="similar", show_default=True,
-              help="Base teachers: the instance prompt's seed demonstrations are the seed tasks most similar to "
-                   "the task (ROUGE-L), or drawn at random once a round.")
+@click.option("--instance-samples", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Answers asked per task in the instance step, their examples pooled before cleaning.")
+@click.option("--instance-demos", type=click.Choice(["random", "similar"]), default="random", show_default=True,
+              help="Base teachers: the instance prompt's seed demonstrations are drawn once a round, or are the "
+                   "seed tasks most similar to each task (ROUGE-L).")
 @click.option("--classify", "classify_with", type=click.Choice(["teacher", "rules"]), default=None,
               help="How tasks are sorted into classification (label-first instances) or not: the teacher's "
                    "few-shot Yes/No, or cue words. Default: teacher for openai:, rules for local teachers.")

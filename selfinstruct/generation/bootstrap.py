@@ -69,8 +69,8 @@ class GenerateConfig:
     instance_top_p: float | None = None
     instance_repeat_penalty: float | None = None
     classify: str | None = None  # "teacher" (few-shot Yes/No) or "rules"; None: the teacher kind's default
-    instance_samples: int | None = None  # answers per task (pooled); None: 1 for chat teachers, more for base ones
-    instance_demos: str = "similar"  # base teachers' instance demos: the seeds nearest the task, or "random"
+    instance_samples: int = 1  # answers per task, their examples pooled before cleaning
+    instance_demos: str = "random"  # base teachers' instance demos: drawn once a round, or "similar" (nearest seeds)
     endpoint: str = "chat"
     base_url: str | None = None
     seeds: str | None = None
@@ -86,7 +86,7 @@ class GenerateConfig:
             raise ValueError(f"style must be one of {STYLES}")
         if self.instance_demos not in ("similar", "random"):
             raise ValueError("instance_demos must be 'similar' or 'random'")
-        if self.instance_samples is not None and self.instance_samples < 1:
+        if self.instance_samples < 1:
             raise ValueError("instance_samples must be at least 1")
         if self.classify not in (None, "teacher", "rules"):
             raise ValueError("classify must be 'teacher' or 'rules'")

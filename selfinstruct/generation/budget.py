@@ -20,7 +20,7 @@ import random
 from . import prompts as P
 from ..data.records import InputError
 from ..teachers import Usage
-from .instances import BASE_SAMPLES, seed_index
+from .instances import seed_index
 
 CHARS_PER_TOKEN = 4      # the approximation when the teacher's tokenizer is not local
 MESSAGE_TOKENS = 4       # chat formatting around each message (role, separators)
@@ -217,7 +217,7 @@ def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat
     if cfg.style == "alpaca":
         return out
     stand_in = random.Random(f"{cfg.seed}:{round_no}:plan")
-    samples = cfg.instance_samples or (1 if chat else BASE_SAMPLES)  # as instances.samples_for
+    samples = cfg.instance_samples
     index = seed_index(seeds, cfg.tokenizer) if not chat and cfg.instance_demos == "similar" else None
     for k in range(cfg.prompts_per_round * P.NEW_PER_PROMPT):
         task = seeds[k % len(seeds)]

@@ -1,9 +1,10 @@
 """The loop's instance step: ask the teacher for each kept task's examples, parse, clean, keep or reject.
 
 A chat teacher gets one prompt a task (JSON examples where it takes a schema). A base (completion) teacher
-continues an input-first text prompt whose demonstrations are the seed tasks most similar to the task
-(``instance_demos="similar"``); it writes one example and moves on to a new "Task:", so each task is asked
-``instance_samples`` times and the examples of all its answers are pooled before cleaning
+continues an input-first text prompt; with ``instance_demos="similar"`` its demonstrations are the seed tasks
+most similar to the task. The embedded base model writes one example and moves on to a new "Task:";
+``instance_samples`` > 1 asks each task that many times and pools the examples of all its answers before
+cleaning. Neither is the default: neither gave more rows a task on the embedded teacher
 (docs/benchmarks.md, "Better rows from the same teacher").
 """
 from __future__ import annotations
@@ -19,7 +20,6 @@ from .parsing import parse_instances
 from ..teachers import iter_complete
 
 INSTANCE_TOKENS = 256   # token limit of one instance answer
-BASE_SAMPLES = 3        # answers per task from a base (completion) teacher; a chat teacher gets one
 
 
 def structured(teacher, schema: dict | None) -> dict:
@@ -28,10 +28,8 @@ def structured(teacher, schema: dict | None) -> dict:
 
 
 def samples_for(teacher, cfg) -> int:
-    """Answers asked per task: ``cfg.instance_samples``, else 1 for a chat teacher, ``BASE_SAMPLES`` for a base one."""
-    if cfg.instance_samples:
-        return cfg.instance_samples
-    return 1 if teacher.is_chat else BASE_SAMPLES
+    """Answers asked per task (``cfg.instance_samples``; 1, the default, as measured)."""
+    return cfg.instance_samples
 
 
 def seed_index(seeds: list[dict], tokenizer: str = "rouge") -> RougeIndex:
