@@ -104,9 +104,11 @@ def seeds_only(kept: Path, out: Path) -> int:
     """The control's training file: the rows of step 2's output that are seed tasks (``seed: true``)."""
     import json
 
-    rows = [line for line in kept.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("seed")]
-    out.write_text("".join(line + "\n" for line in rows), encoding="utf-8")
+    from .data.writers import write_jsonl
+
+    rows = [json.loads(line) for line in kept.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [r for r in rows if r.get("seed")]
+    write_jsonl(out, rows)
     return len(rows)
 
 

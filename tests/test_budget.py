@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from selfinstruct import cli
 from selfinstruct.generation.budget import Budget, BudgetReached, TokenCounter, plan_rounds, price
+BASE_SAMPLES = 3
 from selfinstruct.generation.bootstrap import CLASSIFY_TOKENS, INSTANCE_TOKENS, TOKEN_LIMITS, GenerateConfig, run
 from selfinstruct.generation.journal import RunState
 from selfinstruct.data.seeds import load_seeds
@@ -102,7 +103,7 @@ def test_dry_run_counts_the_prompts_the_run_sends(tmp_path):
     from tiny import make_tiny_model_dir
 
     model = make_tiny_model_dir(tmp_path / "tiny", chat_template=False)
-    cfg = cfg_for(rounds=2, teacher=f"hf:{model}")
+    cfg = cfg_for(rounds=2, teacher=f"hf:{model}", instance_samples=BASE_SAMPLES)
     count = TokenCounter(cfg.teacher)
     assert count.tokenizer is not None and not count.is_chat and "own tokenizer" in count.note
     rows = plan_rounds(cfg, load_seeds(), [], 1, count, LIMITS)
@@ -118,11 +119,13 @@ def test_dry_run_counts_the_prompts_the_run_sends(tmp_path):
     assert rows[0]["prompt_tokens"][0] == sum(count(p) for p in first)
     # a local teacher classifies by rule: no classify requests are planned (or sent)
     assert cfg.classify == "rules"
-    assert rows[0]["requests"] == (2, 2 + 2 * 7) and rows[0]["completion_tokens"][1] == 2 * 512 + 14 * INSTANCE_TOKENS
-    asked = plan_rounds(cfg_for(rounds=2, teacher=f"hf:{model}", classify="teacher"), load_seeds(), [], 1, count,
+    # --instance-samples: each instance prompt is planned that many times
+    assert rows[0]["requests"] == (2, 2 + 2 * 7 * BASE_SAMPLES)
+    assert rows[0]["completion_tokens"][1] == 2 * 512 + 14 * BASE_SAMPLES * INSTANCE_TOKENS
+    asked = plan_rounds(cfg_for(rounds=2, teacher=f"hf:{model}", classify="teacher", instance_samples=BASE_SAMPLES), load_seeds(), [], 1, count,
                         LIMITS)
-    assert asked[0]["requests"] == (2, 2 + 2 * 2 * 7) and asked[0]["completion_tokens"][1] == \
-        2 * 512 + 14 * (CLASSIFY_TOKENS + INSTANCE_TOKENS)
+    assert asked[0]["requests"] == (2, 2 + 2 * 7 * (1 + BASE_SAMPLES)) and asked[0]["completion_tokens"][1] == \
+        2 * 512 + 14 * (CLASSIFY_TOKENS + BASE_SAMPLES * INSTANCE_TOKENS)
     approx = TokenCounter("openai:gpt-4o-mini")
     assert approx.tokenizer is None and "characters / 4" in approx.note
     assert approx([{"role": "user", "content": "x" * 40}]) == 10 + 4

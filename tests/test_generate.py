@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from selfinstruct import cli, teachers
 from selfinstruct.generation.bootstrap import GenerateConfig, clean_instances, run
+BASE_SAMPLES = 3
 from selfinstruct.data.formatting import to_messages
 from selfinstruct.generation.journal import RunState
 from selfinstruct.data.writers import OutputError, read_jsonl_lenient
@@ -297,7 +298,8 @@ def test_cli_generate_with_fake_teacher(tmp_path, monkeypatch):
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps(t) + "\n" for t in seed_tasks()))
     args = ["generate", "--rounds", "1", "--seeds", str(seeds), "--out", str(tmp_path / "run"),
-            "--prompts-per-round", "2", "--price-in", "1", "--price-out", "2", "--api-key", "sk-secret-123"]
+            "--prompts-per-round", "2", "--instance-samples", "1", "--price-in", "1", "--price-out", "2",
+            "--api-key", "sk-secret-123"]
     res = CliRunner().invoke(cli.main, args)
     assert res.exit_code == 0, res.output
     assert "4 tasks ->" in res.output and "8 training rows ->" in res.output
@@ -453,3 +455,52 @@ def test_num_instructions_stops_at_the_target_and_resumes_to_a_larger_one(tmp_pa
     assert sum(kept[:-1]) < 10 <= sum(kept) and len(kept) < 10  # stopped after the round that reached it
     res = CliRunner().invoke(cli.main, [*args[:2], str(len(kept) + 1), *args[3:], "--num-instructions", "100"])
     assert res.exit_code == 0 and f"of --num-instructions 100 tasks kept after {len(kept) + 1} round(s)" in res.output
+
+
+def one_example(p, n):
+    """What the embedded base model does: one example, then it starts a new task (cut at the stop)."""
+    return f" input {n}\nOutput: the answer to input {n}.\n", "stop"
+
+
+def test_instance_samples_ask_several_answers_a_task_and_pool_their_examples(tmp_path):
+    teacher = FakeTeacher({"instances": one_example})
+    cfg = GenerateConfig(rounds=1, prompts_per_round=1, classify="rules", instance_samples=BASE_SAMPLES)
+    state = RunState(tmp_path / "run", cfg.run_json(), seed_tasks())
+    run(teacher, cfg, state, echo=lambda m: None)
+    tasks, data, _, _ = assert_consistent(tmp_path)
+    asked = [p for k, p in teacher.prompts if k == "instances"]
+    assert len(tasks) == 2 and len(asked) == 2 * BASE_SAMPLES and len(set(asked)) == 2
+    assert [len(t["instances"]) for t in tasks] == [BASE_SAMPLES] * 2
+    assert {i["input"] for t in tasks for i in t["instances"]} == {f"input {n}" for n in range(1, 7)}
+    responses = {r["id"]: r for r in read_jsonl_lenient(tmp_path / "run" / "responses.jsonl")}
+    for t in tasks:  # every answer pooled into a task is named
+        assert len(t["responses"]["instances"]) == BASE_SAMPLES
+        texts = " ".join(responses[i]["text"] for i in t["responses"]["instances"])
+        assert all(i["input"] in texts for i in t["instances"])
+    # by default every teacher is asked once a task
+    chat = FakeTeacher({"instances": one_example}, is_chat=True)
+    run(chat, GenerateConfig(rounds=1, prompts_per_round=1), RunState(tmp_path / "c", cfg.run_json(), seed_tasks()),
+        echo=lambda m: None)
+    chat_asked = [text_of(p) for k, p in chat.prompts if k == "instances"]
+    assert len(chat_asked) == len(set(chat_asked)) >= 1
+    two = FakeTeacher({"instances": one_example})
+    run(two, GenerateConfig(rounds=1, prompts_per_round=1, classify="rules", instance_samples=2),
+        RunState(tmp_path / "two", cfg.run_json(), seed_tasks()), echo=lambda m: None)
+    assert sum(k == "instances" for k, _ in two.prompts) == 4
+
+
+def test_similar_instance_demos_are_the_seed_tasks_nearest_the_task(tmp_path):
+    def tasks_about_seeds(p, n):  # near seed 7 and seed 9 (the words they alone share)
+        return " Describe the harbor in plain words for a child.\n10. Describe the jungle at dawn in words.", "stop"
+
+    teacher = FakeTeacher({"instructions": tasks_about_seeds})
+    cfg = GenerateConfig(rounds=1, prompts_per_round=1, classify="rules", threshold=0.95, instance_demos="similar")
+    run(teacher, cfg, RunState(tmp_path / "run", cfg.run_json(), seed_tasks()), echo=lambda m: None)
+    asked = {text_of(p).rsplit("Task:", 1)[1]: text_of(p) for k, p in teacher.prompts if k == "instances"}
+    harbor = asked[" Describe the harbor in plain words for a child.\nExample 1\nInput:"]
+    jungle = asked[" Describe the jungle at dawn in words.\nExample 1\nInput:"]
+    # the nearest seed is the last demo, just before the task
+    assert harbor.rsplit("Task:", 2)[1].startswith(" Seed task 7: describe the harbor")
+    assert jungle.rsplit("Task:", 2)[1].startswith(" Seed task 9: describe the jungle")
+    # the template's opening stays one shared prefix
+    assert harbor.split("Task: Seed")[0] == jungle.split("Task: Seed")[0]

@@ -96,6 +96,26 @@ def test_pick_demos_prefers_the_same_kind():
     assert len(picked) == 2 and all(t["instances"] for t in picked)
 
 
+def test_similar_demos_are_the_nearest_seeds_of_the_kind_most_similar_last():
+    from selfinstruct.generation.instances import seed_index
+
+    seeds = [{"instruction": t, "instances": [{"input": "", "output": "x"}], "is_classification": c}
+             for t, c in [("Write a poem about the sea.", False), ("Sort the numbers in a list.", False),
+                          ("Write a short poem about the sea at night.", False), ("Is the poem about the sea?", True),
+                          ("Translate the sentence to French.", False)]]
+    seeds.append({"instruction": "Write a poem about the sea in winter.", "instances": [], "is_classification": False})
+    index = seed_index(seeds)
+    picked = P.similar_demos(index, seeds, "Write a poem about the sea in spring.", classification=False)
+    assert [t["instruction"] for t in picked] == ["Write a short poem about the sea at night.",
+                                                  "Write a poem about the sea."]  # no instances: never shown
+    cls = P.similar_demos(index, seeds, "Is the poem sad?", classification=True, k=1)
+    assert [t["instruction"] for t in cls] == ["Is the poem about the sea?"]
+    few = P.similar_demos(index, seeds, "Is the poem sad?", classification=True)  # one of the kind: any kind
+    assert len(few) == 2 and few[-1]["instruction"] == "Is the poem about the sea?"
+    nothing = P.similar_demos(index, seeds, "zzz qqq", classification=False)  # no word shared: seed order
+    assert [t["instruction"] for t in nothing] == ["Sort the numbers in a list.", "Write a poem about the sea."]
+
+
 def test_alpaca_prompt_exact_tail():
     prompt = P.alpaca_prompt([TASK], chat=False)
     assert prompt.startswith("You are asked to come up with a set of 20 diverse task instructions")

@@ -15,7 +15,8 @@ RESUME_PARAMS = {"rounds": "rounds", "num_instructions": "num_instructions", "te
                  "instances": "instances", "threshold": "threshold", "seed": "seed", "max_tokens": "max_tokens",
                  "temperature": "temperature", "top_p": "top_p", "repeat_penalty": "repeat_penalty",
                  "instance_temperature": "instance_temperature", "instance_top_p": "instance_top_p",
-                 "instance_repeat_penalty": "instance_repeat_penalty", "classify": "classify_with",
+                 "instance_repeat_penalty": "instance_repeat_penalty", "instance_samples": "instance_samples",
+                 "instance_demos": "instance_demos", "classify": "classify_with",
                  "endpoint": "endpoint", "base_url": "base_url", "seeds": "seeds_path",
                  "decontaminate": "eval_paths+no_decontaminate", "tokenizer": "rouge_tokenizer", "blacklist": "blacklist"}
 
@@ -81,6 +82,11 @@ RESUME_PARAMS = {"rounds": "rounds", "num_instructions": "num_instructions", "te
 @click.option("--instance-repeat-penalty", type=click.FloatRange(0, min_open=True), default=None,
               help="Local teachers: repeat penalty of the instance step, greedy or sampled. Default: 1.2 "
                    "(1 = off; refused for openai: teachers).")
+@click.option("--instance-samples", type=click.IntRange(1, 8), default=1, show_default=True,
+              help="Answers asked per task in the instance step, their examples pooled before cleaning.")
+@click.option("--instance-demos", type=click.Choice(["random", "similar"]), default="random", show_default=True,
+              help="Base teachers: the instance prompt's seed demonstrations are drawn once a round, or are the "
+                   "seed tasks most similar to each task (ROUGE-L).")
 @click.option("--classify", "classify_with", type=click.Choice(["teacher", "rules"]), default=None,
               help="How tasks are sorted into classification (label-first instances) or not: the teacher's "
                    "few-shot Yes/No, or cue words. Default: teacher for openai:, rules for local teachers.")
@@ -105,7 +111,8 @@ RESUME_PARAMS = {"rounds": "rounds", "num_instructions": "num_instructions", "te
 def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, endpoint, concurrency, request_timeout, max_retries,
              price_in, price_out, max_cost, dry_run, prompts_per_round, instances, threshold, style, out_dir, name,
              seed, max_tokens, temperature, top_p, repeat_penalty, instance_temperature, instance_top_p,
-             instance_repeat_penalty, classify_with, engine, batch_size, trust_remote_code,
+             instance_repeat_penalty, instance_samples, instance_demos, classify_with,
+             engine, batch_size, trust_remote_code,
              skip_invalid, columns, eval_paths, no_decontaminate, rouge_tokenizer, blacklist):
     """Grow an instruction corpus from seed tasks with a teacher LLM (Self-Instruct)."""
     import datetime as dt
@@ -134,7 +141,8 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
                  instances=instances, threshold=threshold, seed=seed, max_tokens=max_tokens, temperature=temperature,
                  top_p=top_p, repeat_penalty=repeat_penalty, endpoint=endpoint,
                  instance_temperature=instance_temperature, instance_top_p=instance_top_p,
-                 instance_repeat_penalty=instance_repeat_penalty, classify=classify_with, base_url=base_url,
+                 instance_repeat_penalty=instance_repeat_penalty, instance_samples=instance_samples,
+                 instance_demos=instance_demos, classify=classify_with, base_url=base_url,
                  seeds=seeds_path, decontaminate=evals, tokenizer=rouge_tokenizer, blacklist=blacklist_words(blacklist))
     ctx = click.get_current_context()
     passed = {key for key, param in RESUME_PARAMS.items()

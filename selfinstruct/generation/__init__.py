@@ -4,8 +4,8 @@ Entry points: ``bootstrap.run`` (the loop behind `selfinstruct generate`), ``bud
 (`--dry-run`), ``report.write_report`` (`selfinstruct report`: a run or any data file).
 
 ``prompts`` builds the teacher's prompts from package templates, ``parsing`` reads its answers,
-``screen`` drops bad or near-duplicate candidates, ``journal`` owns the run folder's files (so a run
-resumes after a crash), ``resume`` gives a resumed run the options it was started with, and ``budget``
-counts tokens and cost. It reads and writes through ``data``
+``screen`` drops bad or near-duplicate candidates, ``instances`` asks for each kept task's examples,
+``journal`` owns the run folder's files (so a run resumes after a crash), ``resume`` gives a resumed run
+the options it was started with, and ``budget`` counts tokens and cost. It reads and writes through ``data``
 and talks to a teacher through ``teachers``.
 """

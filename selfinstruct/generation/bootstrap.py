@@ -9,8 +9,8 @@ files. One round (``run_round``):
 3. ``classify``: a few-shot Yes/No prompt per survivor (``classify="teacher"``), or
    the cue-word rule ``filters.looks_like_classification`` (``"rules"``, the local
    default: the embedded model's Yes/No is no better than chance);
-4. ``add_instances``: input-first (or output-first for classification) examples,
-   cleaned by ``clean_instances``; a task left with none is rejected.
+4. ``add_instances`` (``instances.py``): input-first (or output-first for classification)
+   examples, cleaned by ``clean_instances``; a task left with none is rejected.
 
 ``style="alpaca"`` proposes whole tasks (instruction, input, output), about 20 a
 request, and skips steps 3 and 4 but for cleaning.
@@ -27,8 +27,9 @@ from . import prompts as P
 from .budget import cost_text, instruction_tokens, round_note
 from ..data.filters import (clean_instances, copied_examples, looks_like_classification, repeated_outputs,
                             task_reason)
+from .instances import INSTANCE_TOKENS, add_instances, structured
 from .journal import USAGE_KEYS, RunState, total_of
-from .parsing import parse_alpaca, parse_instances, parse_instructions, parse_yes_no
+from .parsing import parse_alpaca, parse_instructions, parse_yes_no
 from .screen import Screen, build_screen, screen
 from ..teachers import Usage, estimate_cost, in_order, iter_complete
 
@@ -61,7 +62,6 @@ def penalty_problem(spec: str | None, repeat_penalty, instance_repeat_penalty) -
 
 
 CLASSIFY_TOKENS = 3
-INSTANCE_TOKENS = 256
 TOKEN_LIMITS = {"classify": CLASSIFY_TOKENS, "instances": INSTANCE_TOKENS}  # what budget plans with
 
 
@@ -83,6 +83,8 @@ class GenerateConfig:
     instance_top_p: float | None = None
     instance_repeat_penalty: float | None = None
     classify: str | None = None  # "teacher" (few-shot Yes/No) or "rules"; None: the teacher kind's default
+    instance_samples: int = 1  # answers per task, their examples pooled before cleaning
+    instance_demos: str = "random"  # base teachers' instance demos: drawn once a round, or "similar" (nearest seeds)
     endpoint: str = "chat"
     base_url: str | None = None
     seeds: str | None = None
@@ -96,6 +98,10 @@ class GenerateConfig:
     def __post_init__(self):
         if self.style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}")
+        if self.instance_demos not in ("similar", "random"):
+            raise ValueError("instance_demos must be 'similar' or 'random'")
+        if self.instance_samples < 1:
+            raise ValueError("instance_samples must be at least 1")
         if self.classify not in (None, "teacher", "rules"):
             raise ValueError("classify must be 'teacher' or 'rules'")
         if not 1 <= self.instances <= MAX_INSTANCES:
@@ -132,11 +138,6 @@ class Candidate:
 
 
 # --------------------------------------------------------------------------- teacher stages
-
-
-def structured(teacher, schema: dict | None) -> dict:
-    """``{"schema": schema}`` for a teacher that takes a JSON schema (openai chat), else nothing."""
-    return {"schema": schema} if schema is not None and getattr(teacher, "structured", False) else {}
 
 
 def _complete(teacher, prompts, cfg: GenerateConfig, *, max_tokens, stop, progress, temperature=None,
@@ -193,69 +194,6 @@ def classify(teacher, cfg: GenerateConfig, cands: list[Candidate], label: str,
                      max_tokens=CLASSIFY_TOKENS, stop=None if chat else ["\n"], progress=f"{label} classify",
                      temperature=0.0, answered=answered)
     return [parse_yes_no(c.text) for c in outs]
-
-
-def instance_prompts(teacher, cfg, rng, seeds, cands, labels) -> list:
-    """One prompt per task. The seed demos are drawn once per round for each kind, as the paper's
-    instance prompt is one fixed text, so the prompts of a kind share their opening (llama.cpp
-    prefills it once)."""
-    demos = {y: P.pick_demos(rng, seeds, classification=y) for y in (False, True)}
-    return [P.instance_prompt(c.instruction, demos[y], classification=y, chat=teacher.is_chat, count=cfg.instances)
-            for c, y in zip(cands, labels)]
-
-
-def repeat_penalty(teacher, value: float, answers):
-    """``answers``, drawn with the teacher's repeat penalty set to ``value`` (teachers with one: llama.cpp)."""
-    old = getattr(teacher, "repeat_penalty", None)
-    if old is None:
-        yield from answers
-        return
-    teacher.repeat_penalty = value
-    try:
-        yield from answers
-    finally:
-        teacher.repeat_penalty = old
-
-
-def _iter_instances(teacher, cfg: GenerateConfig, built: list, labels: list[bool], schemas: dict, progress: str):
-    """``(index, Completion)`` per instance prompt as answers arrive; one call per kind of task when the
-    teacher takes a JSON schema (classification answers label first), else one call."""
-    kw = dict(max_tokens=min(cfg.max_tokens, INSTANCE_TOKENS), progress=progress,
-              stop=P.instance_stop(chat=teacher.is_chat, count=cfg.instances),
-              temperature=cfg.instance_temperature, top_p=cfg.instance_top_p)
-    if not structured(teacher, schemas.get(False, schemas.get(True))):
-        yield from iter_complete(teacher, built, **kw)
-        return
-    for y, schema in schemas.items():
-        idx = [i for i, lab in enumerate(labels) if lab == y]
-        for j, out in iter_complete(teacher, [built[i] for i in idx], **kw, schema=schema):
-            yield idx[j], out
-
-
-def add_instances(teacher, cfg: GenerateConfig, rng: random.Random, seeds: list[dict], cands: list[Candidate],
-                  labels: list[bool], keep: Callable, reject: Callable, dropped: Counter, label: str,
-                  answered: Callable = lambda: None, record: Callable = lambda stage, c: None) -> None:
-    """Ask for every task's instances at once; parse, clean, then ``keep`` or ``reject`` each task
-    as its answer arrives (no task waits for a slower one). ``answered`` runs after each."""
-    chat = teacher.is_chat
-    built = instance_prompts(teacher, cfg, rng, seeds, cands, labels)
-    if cfg.budget is not None:
-        cfg.budget.check(teacher, built, min(cfg.max_tokens, INSTANCE_TOKENS))  # as in _complete
-    schemas = {y: P.instance_schema(y, cfg.instances) for y in set(labels)}
-    answers = _iter_instances(teacher, cfg, built, labels, schemas, f"{label} instances")
-    if cfg.budget is not None:
-        answers = cfg.budget.track(built, answers)
-    for i, out in repeat_penalty(teacher, cfg.instance_repeat_penalty, answers):
-        answered()  # the spend is on disk before anything else happens
-        cand, y = cands[i], labels[i]
-        cand.responses = {**(cand.responses or {}), "instances": record("instances", out)}
-        parsed = parse_instances(out.text, classification=y, finish_reason=out.finish_reason,
-                                 prefix="" if chat else P.instance_prefix(y))
-        dropped.update(reason for _, reason in parsed.rejected)
-        cand.instances, why = clean_instances(parsed.items, cfg.instances, cand.instruction)
-        cand.error = out.error
-        dropped.update(why)
-        (keep(cand, y) if cand.instances else reject(cand, task_reason(why)))
 
 
 # --------------------------------------------------------------------------- the loop

@@ -20,6 +20,7 @@ import random
 from . import prompts as P
 from ..data.records import InputError
 from ..teachers import Usage
+from .instances import seed_index
 
 CHARS_PER_TOKEN = 4      # the approximation when the teacher's tokenizer is not local
 MESSAGE_TOKENS = 4       # chat formatting around each message (role, separators)
@@ -235,14 +236,17 @@ def _round_prompts(cfg, seeds: list[dict], pool: list[dict], round_no: int, chat
     if cfg.style == "alpaca":
         return out
     stand_in = random.Random(f"{cfg.seed}:{round_no}:plan")
+    samples = cfg.instance_samples
+    index = seed_index(seeds, cfg.tokenizer) if not chat and cfg.instance_demos == "similar" else None
     for k in range(cfg.prompts_per_round * P.NEW_PER_PROMPT):
         task = seeds[k % len(seeds)]
         cls = bool(task.get("is_classification"))
         if cfg.classify == "teacher":  # "rules" asks the teacher nothing
             out.append((P.classify_prompt(task["instruction"], chat=chat), limits["classify"], False, "classify"))
-        out.append((P.instance_prompt(task["instruction"], P.pick_demos(stand_in, seeds, classification=cls),
-                                      classification=cls, chat=chat, count=cfg.instances),
-                    min(cfg.max_tokens, limits["instances"]), False, "instances"))
+        demos = (P.similar_demos(index, seeds, task["instruction"], classification=cls) if index is not None
+                 else P.pick_demos(stand_in, seeds, classification=cls))
+        prompt = P.instance_prompt(task["instruction"], demos, classification=cls, chat=chat, count=cfg.instances)
+        out += [(prompt, min(cfg.max_tokens, limits["instances"]), False, "instances")] * samples
     return out
 
 

@@ -135,6 +135,20 @@ def pick_demos(rng: random.Random, seeds: list[dict], *, classification: bool, k
     return rng.sample(source, min(k, len(source)))
 
 
+def similar_demos(index, seeds: list[dict], instruction: str, *, classification: bool,
+                  k: int = INSTANCE_DEMOS) -> list[dict]:
+    """The ``k`` seed tasks most similar to ``instruction`` by ROUGE-L (``index``: a ``RougeIndex`` of the
+    seeds' instructions, ``floor=0``, in ``seeds`` order), of the same kind where ``k`` of that kind exist,
+    each with an instance; the most similar last (nearest the task). Ties keep seed order."""
+    usable = [i for i, t in enumerate(seeds) if t.get("instances")]
+    same = [i for i in usable if bool(seeds[i].get("is_classification")) == classification]
+    allowed = set(same if len(same) >= k else usable)
+    ids, scores = index.scores(instruction)
+    score = {int(i): float(f) for i, f in zip(ids, scores)}
+    ranked = sorted(allowed, key=lambda i: (-score.get(i, 0.0), i))[:k]
+    return [seeds[i] for i in reversed(ranked)]
+
+
 def instance_prompt(instruction: str, demos: list[dict], *, classification: bool, chat: bool, count: int = 5):
     """Input-first (ordinary tasks) or output-first (classification) instance prompt. Chat: the same
     order as JSON (``instance_schema``), with the first demo shown as a JSON reply."""

@@ -18,7 +18,8 @@ FLAGS = {"rounds": "--rounds", "num_instructions": "--num-instructions", "teache
          "instances": "--instances", "threshold": "--threshold", "seed": "--seed", "max_tokens": "--max-tokens",
          "temperature": "--temperature", "top_p": "--top-p", "repeat_penalty": "--repeat-penalty",
          "instance_temperature": "--instance-temperature", "instance_top_p": "--instance-top-p",
-         "instance_repeat_penalty": "--instance-repeat-penalty", "classify": "--classify",
+         "instance_repeat_penalty": "--instance-repeat-penalty", "instance_samples": "--instance-samples",
+         "instance_demos": "--instance-demos", "classify": "--classify",
          "endpoint": "--endpoint", "base_url": "--base-url", "seeds": "--seeds",
          "decontaminate": "--decontaminate/--no-decontaminate", "tokenizer": "--tokenizer", "blacklist": "--blacklist"}
 # options that define the data: a resumed run that changed them would mix two runs in one folder (RunState
