@@ -52,9 +52,8 @@ def test_closing_lines_lead_with_the_headline(tmp_path):
     assert closing_lines(gen, ev)[1].startswith("(no headline")
 
 
-def test_the_demo_trains_on_generated_rows_and_the_seed_tasks(tmp_path, monkeypatch):
-    """Step 2 adds the seed tasks (the paper's fine-tuning data has them) and drops eval leaks; step 3
-    trains on what step 2 wrote; step 4 scores the packaged eval set."""
+def fake_commands(monkeypatch, filtered: str | None = None) -> list:
+    """Replace the demo's commands: generate writes one row, filter (given ``filtered``) writes that text."""
     calls = []
 
     def fake_cli(*args):
@@ -63,9 +62,18 @@ def test_the_demo_trains_on_generated_rows_and_the_seed_tasks(tmp_path, monkeypa
             out = Path(args[args.index("--out") + 1])
             out.mkdir(parents=True)
             (out / "data.jsonl").write_text('{"instruction": "x", "input": "", "output": "y"}\n')
+        if args[0] == "filter" and filtered is not None:
+            Path(args[args.index("--out") + 1]).write_text(filtered)
         return 0.0, 0.0
 
     monkeypatch.setattr(demo, "cli", fake_cli)
+    return calls
+
+
+def test_the_demo_trains_on_generated_rows_and_the_seed_tasks(tmp_path, monkeypatch):
+    """Step 2 adds the seed tasks (the paper's fine-tuning data has them) and drops eval leaks; step 3
+    trains on what step 2 wrote; step 4 scores the packaged eval set."""
+    calls = fake_commands(monkeypatch)
     assert demo.main(["--out", str(tmp_path / "d")]) == 0
     steps = {c[0]: c for c in calls}
     assert list(steps) == ["generate", "filter", "train", "eval", "report"]
@@ -79,22 +87,10 @@ def test_control_trains_the_seed_rows_alone_with_the_same_steps(tmp_path, monkey
     """--control (issue 24): a second model on step 2's seed rows only, same training settings, scored too."""
     import json
 
-    calls = []
-
-    def fake_cli(*args):
-        calls.append([str(a) for a in args])
-        if args[0] == "generate":
-            out = Path(args[args.index("--out") + 1])
-            out.mkdir(parents=True)
-            (out / "data.jsonl").write_text('{"instruction": "x", "input": "", "output": "y"}\n')
-        if args[0] == "filter":
-            rows = [{"instruction": "s1", "input": "", "output": "o", "seed": True},
-                    {"instruction": "g1", "input": "", "output": "o"},
-                    {"instruction": "s2", "input": "i", "output": "o", "seed": True}]
-            Path(args[args.index("--out") + 1]).write_text("".join(json.dumps(r) + "\n" for r in rows))
-        return 0.0, 0.0
-
-    monkeypatch.setattr(demo, "cli", fake_cli)
+    rows = [{"instruction": "s1", "input": "", "output": "o", "seed": True},
+            {"instruction": "g1", "input": "", "output": "o"},
+            {"instruction": "s2", "input": "i", "output": "o", "seed": True}]
+    calls = fake_commands(monkeypatch, filtered="".join(json.dumps(r) + "\n" for r in rows))
     monkeypatch.setattr(demo, "generated_value", lambda ev: "value line")
     assert demo.main(["--out", str(tmp_path / "d"), "--control"]) == 0
     trains = [c for c in calls if c[0] == "train"]

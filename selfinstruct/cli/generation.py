@@ -10,15 +10,7 @@ from ..teachers import TeacherError
 from .options import columns_option
 
 DEFAULTS = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
-# run.json key -> the click parameter(s) that set it (resume.py takes the others from run.json)
-RESUME_PARAMS = {"rounds": "rounds", "num_instructions": "num_instructions", "teacher": "teacher", "style": "style", "prompts_per_round": "prompts_per_round",
-                 "instances": "instances", "threshold": "threshold", "seed": "seed", "max_tokens": "max_tokens",
-                 "temperature": "temperature", "top_p": "top_p", "repeat_penalty": "repeat_penalty",
-                 "instance_temperature": "instance_temperature", "instance_top_p": "instance_top_p",
-                 "instance_repeat_penalty": "instance_repeat_penalty", "instance_samples": "instance_samples",
-                 "instance_demos": "instance_demos", "classify": "classify_with",
-                 "endpoint": "endpoint", "base_url": "base_url", "seeds": "seeds_path",
-                 "decontaminate": "eval_paths+no_decontaminate", "tokenizer": "rouge_tokenizer", "blacklist": "blacklist"}
+
 
 @click.command()
 @click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
@@ -124,7 +116,7 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
     from ..generation.bootstrap import (TOKEN_LIMITS, GenerateConfig, penalty_problem, run, summary, target_line,
                                          target_reached)
     from ..generation.journal import RunState
-    from ..generation.resume import previous_settings, resume_options
+    from ..generation.resume import PARAMS, previous_settings, resume_options
     from ..data.seeds import load_seeds
     from ..teachers import make_teacher
 
@@ -145,7 +137,7 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
                  instance_demos=instance_demos, classify=classify_with, base_url=base_url,
                  seeds=seeds_path, decontaminate=evals, tokenizer=rouge_tokenizer, blacklist=blacklist_words(blacklist))
     ctx = click.get_current_context()
-    passed = {key for key, param in RESUME_PARAMS.items()
+    passed = {key for key, param in PARAMS.items()
               if any(ctx.get_parameter_source(p) not in DEFAULTS for p in param.split("+"))}
     given, notes, refused = resume_options(out, previous_settings(out), given, passed)  # a resume keeps its options
     skipped = []

@@ -98,3 +98,18 @@ def cut_at_header(text: str) -> str:
         if i != -1:
             cut = min(cut, i)
     return text[:cut].strip()
+
+
+def joined_ids(prompt: str, completion: str, tokenizer, max_length: int,
+               add_special_tokens: bool = True) -> tuple[list[int], int] | None:
+    """``(ids, n_prompt)``: the prompt and the completion tokenised apart and joined, with one EOS after the
+    completion, cut to ``max_length`` (a cut response loses its EOS); None when the cut leaves no response.
+    Training labels and selection scores are both built on these ids."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
+    response_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    if eos is not None and (not response_ids or response_ids[-1] != eos):
+        response_ids = response_ids + [eos]
+    ids = (prompt_ids + response_ids)[:max_length]
+    n_prompt = len(prompt_ids)
+    return None if n_prompt >= len(ids) else (ids, n_prompt)

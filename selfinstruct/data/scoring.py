@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from .formatting import format_example
+from .formatting import format_example, joined_ids
 
 CHUNK_ELEMENTS = 1 << 24  # logits per head chunk (64 MB in fp32)
 
@@ -30,15 +30,10 @@ def encode_pair(prompt: str, completion: str, tokenizer, max_length: int,
                 add_special_tokens: bool = True) -> dict | None:
     """The two sequences of one row: ``cond`` (prompt + response) and ``alone`` (prefix + response), each with
     ``start``, the index of its first scored token; None when ``max_length`` cuts the whole response."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
-    response_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    eos = tokenizer.eos_token_id
-    if eos is not None and (not response_ids or response_ids[-1] != eos):
-        response_ids = response_ids + [eos]
-    ids = (prompt_ids + response_ids)[:max_length]
-    n_prompt = len(prompt_ids)
-    if n_prompt >= len(ids):
+    joined = joined_ids(prompt, completion, tokenizer, max_length, add_special_tokens)
+    if joined is None:
         return None
+    ids, n_prompt = joined
     response = ids[n_prompt:]
     bos = tokenizer.bos_token_id
     prefix = [t for t in tokenizer("", add_special_tokens=True)["input_ids"] if t == bos][:1]

@@ -13,15 +13,24 @@ from pathlib import Path
 from ..data.writers import OutputError
 from . import journal
 
-# run.json key -> the option that sets it
-FLAGS = {"rounds": "--rounds", "num_instructions": "--num-instructions", "teacher": "--teacher", "style": "--style", "prompts_per_round": "--prompts-per-round",
-         "instances": "--instances", "threshold": "--threshold", "seed": "--seed", "max_tokens": "--max-tokens",
-         "temperature": "--temperature", "top_p": "--top-p", "repeat_penalty": "--repeat-penalty",
-         "instance_temperature": "--instance-temperature", "instance_top_p": "--instance-top-p",
-         "instance_repeat_penalty": "--instance-repeat-penalty", "instance_samples": "--instance-samples",
-         "instance_demos": "--instance-demos", "classify": "--classify",
-         "endpoint": "--endpoint", "base_url": "--base-url", "seeds": "--seeds",
-         "decontaminate": "--decontaminate/--no-decontaminate", "tokenizer": "--tokenizer", "blacklist": "--blacklist"}
+# run.json key -> (the click parameter(s) that set it, the option's flag)
+OPTIONS = {"rounds": ("rounds", "--rounds"), "num_instructions": ("num_instructions", "--num-instructions"),
+           "teacher": ("teacher", "--teacher"), "style": ("style", "--style"),
+           "prompts_per_round": ("prompts_per_round", "--prompts-per-round"), "instances": ("instances", "--instances"),
+           "threshold": ("threshold", "--threshold"), "seed": ("seed", "--seed"),
+           "max_tokens": ("max_tokens", "--max-tokens"), "temperature": ("temperature", "--temperature"),
+           "top_p": ("top_p", "--top-p"), "repeat_penalty": ("repeat_penalty", "--repeat-penalty"),
+           "instance_temperature": ("instance_temperature", "--instance-temperature"),
+           "instance_top_p": ("instance_top_p", "--instance-top-p"),
+           "instance_repeat_penalty": ("instance_repeat_penalty", "--instance-repeat-penalty"),
+           "instance_samples": ("instance_samples", "--instance-samples"),
+           "instance_demos": ("instance_demos", "--instance-demos"), "classify": ("classify_with", "--classify"),
+           "endpoint": ("endpoint", "--endpoint"), "base_url": ("base_url", "--base-url"),
+           "seeds": ("seeds_path", "--seeds"),
+           "decontaminate": ("eval_paths+no_decontaminate", "--decontaminate/--no-decontaminate"),
+           "tokenizer": ("rouge_tokenizer", "--tokenizer"), "blacklist": ("blacklist", "--blacklist")}
+FLAGS = {key: flag for key, (_, flag) in OPTIONS.items()}
+PARAMS = {key: param for key, (param, _) in OPTIONS.items()}
 # options that define the data: a resumed run that changed them would mix two runs in one folder (RunState
 # checks the seed tasks' contents)
 FIXED = tuple(key for key in journal.FIXED if key in FLAGS)

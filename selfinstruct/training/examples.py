@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..data.formatting import adds_special_tokens, format_example
+from ..data.formatting import adds_special_tokens, format_example, joined_ids
 
 IGNORE_INDEX = -100
 
@@ -71,15 +71,10 @@ def encode_example(prompt: str, completion: str, tokenizer, max_length: int,
     the start (the prompt) and cuts the response; a cut response loses its EOS too, so
     the model never learns to stop mid-answer.
     """
-    prompt_ids = tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
-    response_ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
-    eos = tokenizer.eos_token_id
-    if eos is not None and (not response_ids or response_ids[-1] != eos):
-        response_ids = response_ids + [eos]
-    ids = (prompt_ids + response_ids)[:max_length]
-    n_prompt = len(prompt_ids)
-    if n_prompt >= len(ids):
+    joined = joined_ids(prompt, completion, tokenizer, max_length, add_special_tokens)
+    if joined is None:
         return None
+    ids, n_prompt = joined
     return {"input_ids": ids, "labels": [IGNORE_INDEX] * n_prompt + ids[n_prompt:]}
 
 
