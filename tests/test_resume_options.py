@@ -38,7 +38,13 @@ def test_a_bare_resume_keeps_every_option_of_the_run(tmp_path, made):
     assert last["instance_temperature"] == 0.2 and last["threshold"] == 0.6 and last["blacklist"] == ["foo"]
     assert last["prompts_per_round"] == 2 and last["from_round"] == 2
     assert made[-1][0][0] == "embedded" and made[-1][1]["seed"] == 0
-    # the dry run of a resumed folder plans with the run's own limit
+
+
+@pytest.mark.slow  # the dry run counts tokens with the embedded model's tokenizer, read from its GGUF file
+def test_the_dry_run_of_a_resumed_folder_plans_with_the_runs_own_limit(tmp_path, made):
+    out = tmp_path / "run"
+    first = generate(out, "--rounds", "1", "--max-tokens", "256")
+    assert first.exit_code == 0, first.output
     dry = CliRunner().invoke(cli.main, ["generate", "--out", str(out), "--rounds", "3", "--dry-run"])
     assert dry.exit_code == 0 and "--max-tokens 256" in dry.output, dry.output
 

@@ -62,6 +62,8 @@ def make_teacher(spec: str | None, *, base_url=None, api_key=None, endpoint="cha
         return HFTeacher(target, batch_size=batch_size or 8, trust_remote_code=trust_remote_code, seed=seed,
                          repeat_penalty=repeat_penalty)
     chat = kind == "local" and target == "smollm2" and endpoint == "chat"
+    if kind == "gguf":
+        gguf_file(target)  # a missing file is its own line, whatever the engine
     why = llamacpp_available() if engine != "transformers" else "--engine transformers"
     if why and (engine == "llamacpp" or kind == "gguf"):
         raise TeacherError(why)
