@@ -9,8 +9,11 @@
 Each stage runs the `selfinstruct` command in a fresh process (so one model at a
 time is in memory), exactly as a user would type it; the commands are printed.
 Sized for an idle 2-core CPU (the target is about 15 minutes; see
-docs/benchmarks.md, "demo", for what was measured: 13.3 minutes, and a tuned
-model that beats its base on the packaged eval set, +0.103 [+0.062, +0.147]).
+docs/benchmarks.md, "demo", for what was measured: a tuned model that beats its
+base on the packaged eval set, +0.101 [+0.056, +0.149]).
+
+``--control`` also trains a seeds-only model with the same steps (step 2's seed rows)
+and prints what the generated rows add over it, with its interval.
 """
 from __future__ import annotations
 
