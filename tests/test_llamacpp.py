@@ -181,7 +181,7 @@ def test_smollm2_chat_template_on_llama_cpp():
         plain.close()
 
 
-def test_missing_engine_falls_back_with_one_line(monkeypatch):
+def test_missing_engine_falls_back_with_one_line(monkeypatch, tmp_path):
     """No llama-cpp-python: the packaged model runs on transformers, and one line says why."""
     from selfinstruct.teachers import hf
 
@@ -199,8 +199,9 @@ def test_missing_engine_falls_back_with_one_line(monkeypatch):
     assert len(lines) == 1 and "transformers" in lines[0] and "llama-cpp-python" in lines[0]
     with pytest.raises(TeacherError, match="llama-cpp-python"):
         make_teacher("embedded", engine="llamacpp")
-    with pytest.raises(TeacherError, match="llama-cpp-python"):
-        make_teacher("gguf:/nowhere/model.gguf")
+    (tmp_path / "model.gguf").write_bytes(b"")  # a gguf: file that exists needs the engine (a missing one is
+    with pytest.raises(TeacherError, match="llama-cpp-python"):  # its own line, test_teachers.py)
+        make_teacher(f"gguf:{tmp_path / 'model.gguf'}")
 
 
 def test_engine_must_be_known():
