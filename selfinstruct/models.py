@@ -162,6 +162,18 @@ def load_tokenizer(spec: str | None, *, trust_remote_code: bool = False):
         raise load_error(spec, e) from None
 
 
+def decoder_and_head(model):
+    """(decoder, head, final-logit softcap) of a plain decoder + bias-free linear LM head, else None: the
+    split that the chunked training loss and the selection scores run the head on, a chunk at a time."""
+    import torch
+
+    decoder = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if decoder is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
+        return None
+    return decoder, head, getattr(model.config, "final_logit_softcapping", None)
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); read at run time, machines differ."""
     try:

@@ -80,6 +80,23 @@ def test_scores_equal_a_direct_computation(tiny):
         assert s["ppl"] == pytest.approx(math.exp(cond), rel=1e-5)
 
 
+def test_scored_tokens_are_the_tokens_train_uses_for_a_prompt_that_holds_bos(tiny, monkeypatch):
+    """A prompt-completion row exported with --template chat starts with the BOS text: train adds no second
+    BOS (formatting.adds_special_tokens), and neither does the scorer."""
+    from selfinstruct.data import scoring
+    from selfinstruct.models import load_model_and_tokenizer
+    from selfinstruct.training.examples import encode_rows
+
+    model, tok = load_model_and_tokenizer(str(tiny))
+    rows = [{"prompt": tok.bos_token + "Say hi.\n", "completion": "hi"}, ROWS[0]]
+    seen = []
+    real = scoring.encode_pair
+    monkeypatch.setattr(scoring, "encode_pair", lambda *a: seen.append(real(*a)) or seen[-1])
+    scoring.score_rows(rows, model, tok)
+    assert [s["cond"] for s in seen] == [ex["input_ids"] for ex in encode_rows(rows, tok)[0]]
+    assert seen[0]["cond"].count(tok.bos_token_id) == 1
+
+
 def test_a_response_cut_entirely_gets_no_scores(tiny):
     from selfinstruct.data.scoring import score_rows
     from selfinstruct.models import load_model_and_tokenizer

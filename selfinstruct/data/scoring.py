@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from .formatting import format_example, joined_ids
+from .formatting import adds_special_tokens, format_example, joined_ids
 
 CHUNK_ELEMENTS = 1 << 24  # logits per head chunk (64 MB in fp32)
 
@@ -48,12 +48,14 @@ def head_parts(model, bf16: bool = False):
     the weight cast to bf16 once when ``bf16``."""
     import torch
 
-    decoder = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if decoder is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
+    from ..models import decoder_and_head
+
+    parts = decoder_and_head(model)
+    if parts is None:
         return None
+    decoder, head, softcap = parts
     weight = head.weight.detach()
-    return decoder, weight.to(torch.bfloat16) if bf16 else weight, getattr(model.config, "final_logit_softcapping", None)
+    return decoder, weight.to(torch.bfloat16) if bf16 else weight, softcap
 
 
 def token_losses(hidden, weight, targets, softcap=None):
@@ -121,9 +123,12 @@ def score_rows(rows: list[dict], model, tokenizer, *, template: str = "alpaca", 
     Rows are batched longest first (little padding, and the largest batch comes first)."""
     from ..teachers.base import progress_bar
 
-    add_special = template != "chat"  # a chat template writes its own BOS, as in training
-    pairs = [encode_pair(*format_example(r, template, tokenizer), tokenizer, max_length, add_special)
-             for r in rows]
+    def pair(row):  # special tokens as in training: none for a chat template or a prompt that holds BOS
+        prompt, completion = format_example(row, template, tokenizer)
+        return encode_pair(prompt, completion, tokenizer, max_length,
+                           adds_special_tokens(tokenizer, prompt, template))
+
+    pairs = [pair(r) for r in rows]
     order = sorted((i for i, p in enumerate(pairs) if p is not None), key=lambda i: -len(pairs[i]["cond"]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     out: list[dict | None] = [None] * len(rows)

@@ -125,12 +125,13 @@ def use_chunked_loss(model) -> bool:
     when the model is not a plain decoder + bias-free linear head."""
     from transformers.modeling_outputs import CausalLMOutputWithPast
 
-    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if base is None or not isinstance(head, torch.nn.Linear) or head.bias is not None:
+    from ..models import decoder_and_head
+
+    parts = decoder_and_head(model)
+    if parts is None:
         return False
     original = model.forward
-    softcap = getattr(model.config, "final_logit_softcapping", None)
+    softcap = parts[2]
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, labels=None, num_items_in_batch=None,
                 **kwargs):
