@@ -148,13 +148,9 @@ def select_cmd(data_path, out_path, scores_path, model, by, keep_fraction, rever
                base_url, api_key, concurrency, template, max_length, batch_size, fp32, skip_invalid, no_progress):
     """Score every row (IFD, response perplexity and length from a small LM; optionally an LLM's 1-5 rating)
     and keep the best."""
-    import math
     import os
-    import time
 
-    from ..data.select import decide, score_records, scores_path_for, summary_lines
-    from ..data.sources import load_rows
-    from ..data.writers import check_writable, write_jsonl
+    from ..data.select import select_file, scores_path_for
 
     scores_path = scores_path or str(scores_path_for(out_path))
     if os.path.abspath(scores_path) == os.path.abspath(out_path):
@@ -164,41 +160,10 @@ def select_cmd(data_path, out_path, scores_path, model, by, keep_fraction, rever
                                  else "--min-rating")
     if rate_spec and not rate_spec.startswith("openai:"):
         raise click.BadParameter(f"{rate_spec!r}: takes openai:MODEL", param_hint="--rate")
-    for p in (out_path, scores_path):
-        check_writable(p)
-    skipped: list = []
-    rows = load_rows(data_path, template, skip_invalid=skip_invalid, skipped=skipped)
-    for err in skipped[:5]:
-        click.echo(f"skipped: {err}", err=True)
-    teacher = None
-    if rate_spec:
-        from ..teachers import make_teacher
-
-        teacher = make_teacher(rate_spec, base_url=base_url, api_key=api_key, concurrency=concurrency)
-    try:
-        from ..data.scoring import load_scorer, score_rows
-
-        lm, tokenizer, bf16 = load_scorer(model, fp32=fp32)
-        click.echo(f"scoring {len(rows)} rows with {model or 'embedded'} ({'bf16 autocast' if bf16 else 'fp32'})",
-                   err=True)
-        start = time.monotonic()
-        scores = score_rows(rows, lm, tokenizer, template=template, max_length=max_length, batch_size=batch_size,
-                            bf16=bf16, progress=not no_progress)
-        seconds = time.monotonic() - start
-        if teacher is not None:
-            from ..data.rating import rate_rows
-
-            for s, r in zip(scores, rate_rows(teacher, rows, progress=not no_progress)):
-                if s is not None:
-                    s.update(r)
-    finally:
-        if teacher is not None:
-            teacher.close()
-    decisions = decide(scores, by=by, keep_fraction=keep_fraction, max_ifd=max_ifd, min_rating=min_rating,
-                       reverse=reverse)
-    rule = {"by": by, "reverse": reverse, "keep_fraction": keep_fraction, "max_ifd": None if math.isinf(max_ifd) else max_ifd, "min_rating": min_rating,
-            "model": model or "embedded", "rate": rate_spec}
-    write_jsonl(out_path, [r for r, d in zip(rows, decisions) if d["kept"]])
-    write_jsonl(scores_path, score_records(rows, scores, decisions, rule))
-    for line in summary_lines(decisions, out_path, scores_path, seconds):
+    lines = select_file(data_path, out_path, scores_path, model=model, by=by, keep_fraction=keep_fraction,
+                        reverse=reverse, max_ifd=max_ifd, min_rating=min_rating, rate_spec=rate_spec,
+                        base_url=base_url, api_key=api_key, concurrency=concurrency, template=template,
+                        max_length=max_length, batch_size=batch_size, fp32=fp32, skip_invalid=skip_invalid,
+                        progress=not no_progress, echo=lambda m: click.echo(m, err=True))
+    for line in lines:
         click.echo(line, err=True)

@@ -92,6 +92,58 @@ def summary_lines(decisions: list[dict], out, scores_path, seconds: float) -> li
     return lines
 
 
+def select_file(data_path, out_path, scores_path, *, model=None, by: str = "ifd", keep_fraction=None,
+                reverse: bool = False, max_ifd: float = 1.0, min_rating=None, rate_spec=None, base_url=None,
+                api_key=None, concurrency: int = 16, template: str = "alpaca", max_length: int = 1024,
+                batch_size: int = 16, fp32: bool = False, skip_invalid: bool = False, progress: bool = True,
+                echo=print) -> list[str]:
+    """`selfinstruct select` over files: read any source, score every row (and rate it with ``rate_spec``),
+    decide, write the kept rows and the scores file; returns the summary lines. Outputs are checked and
+    rows read before any model loads."""
+    import math
+    import time
+
+    from .scoring import load_scorer, score_rows
+    from .sources import load_rows
+    from .writers import check_writable, write_jsonl
+
+    for p in (out_path, scores_path):
+        check_writable(p)
+    skipped: list = []
+    rows = load_rows(data_path, template, skip_invalid=skip_invalid, skipped=skipped)
+    for err in skipped[:5]:
+        echo(f"skipped: {err}")
+    teacher = None
+    if rate_spec:
+        from ..teachers import make_teacher
+
+        teacher = make_teacher(rate_spec, base_url=base_url, api_key=api_key, concurrency=concurrency)
+    try:
+        lm, tokenizer, bf16 = load_scorer(model, fp32=fp32)
+        echo(f"scoring {len(rows)} rows with {model or 'embedded'} ({'bf16 autocast' if bf16 else 'fp32'})")
+        start = time.monotonic()
+        scores = score_rows(rows, lm, tokenizer, template=template, max_length=max_length, batch_size=batch_size,
+                            bf16=bf16, progress=progress)
+        seconds = time.monotonic() - start
+        if teacher is not None:
+            from .rating import rate_rows
+
+            for s, r in zip(scores, rate_rows(teacher, rows, progress=progress)):
+                if s is not None:
+                    s.update(r)
+    finally:
+        if teacher is not None:
+            teacher.close()
+    decisions = decide(scores, by=by, keep_fraction=keep_fraction, max_ifd=max_ifd, min_rating=min_rating,
+                       reverse=reverse)
+    rule = {"by": by, "reverse": reverse, "keep_fraction": keep_fraction,
+            "max_ifd": None if math.isinf(max_ifd) else max_ifd, "min_rating": min_rating,
+            "model": model or "embedded", "rate": rate_spec}
+    write_jsonl(out_path, [r for r, d in zip(rows, decisions) if d["kept"]])
+    write_jsonl(scores_path, score_records(rows, scores, decisions, rule))
+    return summary_lines(decisions, out_path, scores_path, seconds)
+
+
 # --------------------------------------------------------------------------- the scores file, read back
 
 
