@@ -174,6 +174,39 @@ def decoder_and_head(model):
     return decoder, head, getattr(model.config, "final_logit_softcapping", None)
 
 
+def check_model_files(path: str, spec: str, trust_remote_code: bool = False) -> None:
+    """Before any model loads: a local folder's config must parse and its safetensors weights must
+    be there with whole headers (a truncated or missing file is named now, not after an hour)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        return  # a hub id: from_pretrained reads the local cache later
+    from safetensors import SafetensorError, safe_open
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, ImportError) as e:
+        raise load_error(spec, e) from e
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        import json
+
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise ModelError(f"{spec}: cannot load model (unreadable {index.name}: {e})") from None
+    else:
+        shards = ["model.safetensors"]
+    for name in shards:
+        if not (folder / name).is_file():
+            raise ModelError(f"{spec}: cannot load model (no {name} in {folder})")
+        try:
+            with safe_open(str(folder / name), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as e:
+            raise ModelError(f"{spec}: cannot load model ({name}: {e})") from None
+
+
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX); read at run time, machines differ."""
     try:

@@ -17,7 +17,7 @@ from ..data.writers import OutputError
 from ..teachers import TeacherError
 from .data import export_cmd, filter_cmd, select_cmd
 from .evaluation import eval_cmd
-from .generation import generate, report_cmd
+from .generation import answer_cmd, generate, report_cmd
 from .training import train_cmd
 
 USER_ERRORS = (InputError, OutputError, ModelError, TeacherError, TemplateError)
@@ -43,5 +43,5 @@ def main():
     """Grow an instruction dataset with Self-Instruct, clean it, and fine-tune on it."""
 
 
-for _command in (generate, filter_cmd, select_cmd, export_cmd, train_cmd, eval_cmd, report_cmd):
+for _command in (generate, answer_cmd, filter_cmd, select_cmd, export_cmd, train_cmd, eval_cmd, report_cmd):
     main.add_command(_command)

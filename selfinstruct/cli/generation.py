@@ -1,4 +1,4 @@
-"""`generate` and `report`: the generation stage's commands."""
+"""`generate`, `answer` and `report`: the generation stage's commands."""
 from __future__ import annotations
 
 import sys
@@ -191,6 +191,46 @@ def generate(rounds, num_instructions, seeds_path, teacher, base_url, api_key, e
     click.echo(summary(stats, state))
     if target_line(cfg, state):
         click.echo(target_line(cfg, state), err=True)
+
+
+@click.command("answer")
+@click.argument("data_path", metavar="DATA", type=click.Path())
+@click.option("--model", required=True,
+              help="The model that answers: a `train` output folder (the student as the next teacher), embedded, "
+                   "smollm2, or any local model folder or hub id.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Write the answered rows here (JSONL; must not exist). A killed run resumes from OUT.partial.jsonl.")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the rejected rows (runaway or empty answers) here, with their reason.")
+@click.option("--max-new-tokens", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Most tokens per answer; an answer that hits it without ending is rejected as runaway.")
+@click.option("--temperature", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="0 = greedy decoding.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True,
+              help="Nucleus sampling top-p (with --temperature above 0).")
+@click.option("--repeat-penalty", type=click.FloatRange(0, min_open=True), default=1.2, show_default=True,
+              help="Penalty on tokens among the answer's last 64, as llama.cpp's (1 = off): a small student "
+                   "otherwise repeats one line until the token limit.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Prompts generated together (left padding).")
+@click.option("--template", type=click.Choice(["alpaca", "chat"]), default="alpaca", show_default=True,
+              help="Prompt format; use the one the model was trained with.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling.")
+@click.option("--skip-invalid", is_flag=True, help="Skip (and report) invalid rows instead of stopping.")
+@columns_option
+@click.option("--trust-remote-code", is_flag=True, help="Allow custom model code from the model folder.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def answer_cmd(data_path, model, out_path, rejected_path, max_new_tokens, temperature, top_p, repeat_penalty,
+               batch_size, template, seed, skip_invalid, columns, trust_remote_code, no_progress):
+    """Have a model write each row's output anew from its instruction and input (e.g. a model tuned on
+    the seed tasks answering generated tasks); rows keep every other field. Run `filter` on the result."""
+    from ..generation.answer import answer_file
+
+    answer_file(data_path, model, out_path, rejected=rejected_path, max_new_tokens=max_new_tokens,
+                batch_size=batch_size, temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty,
+                template=template, seed=seed, skip_invalid=skip_invalid, columns=columns,
+                trust_remote_code=trust_remote_code, progress=not no_progress,
+                log=lambda m: click.echo(m, err=True))
 
 
 @click.command("report")

@@ -90,6 +90,11 @@ def format_example(row: dict, template: str = "alpaca", tokenizer=None) -> tuple
     return prompt, completion
 
 
+def has_header(text: str) -> bool:
+    """Does a generated text hold a template header (the model began the next turn)?"""
+    return any(h in text for h in HEADERS)
+
+
 def cut_at_header(text: str) -> str:
     """Cut a generated answer at the first echoed template header."""
     cut = len(text)

@@ -21,9 +21,10 @@ import random
 import time
 from pathlib import Path
 
-from .metrics import _mean, compare_models, has_header, pick_examples, score_answer, summarize
-from ..data.formatting import TemplateError, adds_special_tokens, format_prompt
-from ..models import ModelError, load_error, resolve_model
+from .metrics import _mean, compare_models, pick_examples, score_answer, summarize
+from ..data.formatting import TemplateError, format_prompt
+from ..generation.answer import encode_batch, generate  # noqa: F401 (encode_batch: eval's tokens are train's)
+from ..models import ModelError, check_model_files, load_error, resolve_model
 from ..data.records import InputError, read_examples
 from ..data.sources import data_file
 from ..data.writers import atomic_write_json, check_new_files, write_jsonl
@@ -56,49 +57,6 @@ def model_names(specs: list[str], given: list[str] | tuple = ()) -> list[str]:
     return names
 
 
-# --------------------------------------------------------------------------- generation
-
-
-def _header_stop(tokenizer, prompt_len: int):
-    import torch
-    from transformers import StoppingCriteria
-
-    class HeaderStop(StoppingCriteria):
-        """Stop a row once its generated text holds a template header (tail decoded each step)."""
-
-        def __call__(self, input_ids, scores, **kwargs):
-            tails = tokenizer.batch_decode(input_ids[:, max(prompt_len, input_ids.shape[1] - 24):],
-                                           skip_special_tokens=True)
-            return torch.tensor([has_header(t) for t in tails], dtype=torch.bool, device=input_ids.device)
-
-    return HeaderStop()
-
-
-def encode_batch(tokenizer, prompts: list[str], template: str = "alpaca") -> list[list[int]]:
-    """Token ids per prompt, as `train` tokenises them (training.examples.encode_rows): a chat template
-    writes its own BOS, the Alpaca text gets the tokenizer's special tokens (unless it starts with BOS)."""
-    return [tokenizer(p, add_special_tokens=adds_special_tokens(tokenizer, p, template))["input_ids"]
-            for p in prompts]
-
-
-def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 256, batch_size: int = 8,
-             temperature: float = 0.0, template: str = "alpaca", desc: str | None = None) -> list[dict]:
-    """Answer each prompt: ``{"raw", "new_tokens", "runaway"}`` in prompt order.
-
-    The teachers' batched generation (one EOS rule for both), plus a stop at a template header.
-    """
-    from ..teachers.hf import generate as generate_ids
-
-    out: list[dict | None] = [None] * len(prompts)
-    ids = encode_batch(tokenizer, prompts, template)
-    for i, row, _ in generate_ids(model, tokenizer, ids, max_new_tokens=max_new_tokens, temperature=temperature,
-                                  batch_size=batch_size, stopping=lambda n: [_header_stop(tokenizer, n)],
-                                  progress=desc, unit="row"):
-        raw = tokenizer.decode(row, skip_special_tokens=True)
-        out[i] = {"raw": raw, "new_tokens": len(row), "runaway": len(row) >= max_new_tokens and not has_header(raw)}
-    return out
-
-
 # --------------------------------------------------------------------------- the command
 
 
@@ -109,39 +67,6 @@ def _load_tokenizer(path: str, spec: str, trust_remote_code: bool = False):
         return AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, ImportError) as e:
         raise load_error(spec, e) from e
-
-
-def check_model_files(path: str, spec: str, trust_remote_code: bool = False) -> None:
-    """Before any model loads: a local folder's config must parse and its safetensors weights must
-    be there with whole headers (a truncated or missing file is named now, not after an hour)."""
-    folder = Path(path)
-    if not folder.is_dir():
-        return  # a hub id: from_pretrained reads the local cache later
-    from safetensors import SafetensorError, safe_open
-    from transformers import AutoConfig
-
-    try:
-        AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, ImportError) as e:
-        raise load_error(spec, e) from e
-    index = folder / "model.safetensors.index.json"
-    if index.exists():
-        import json
-
-        try:
-            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            raise ModelError(f"{spec}: cannot load model (unreadable {index.name}: {e})") from None
-    else:
-        shards = ["model.safetensors"]
-    for name in shards:
-        if not (folder / name).is_file():
-            raise ModelError(f"{spec}: cannot load model (no {name} in {folder})")
-        try:
-            with safe_open(str(folder / name), framework="pt"):
-                pass
-        except (SafetensorError, OSError) as e:
-            raise ModelError(f"{spec}: cannot load model ({name}: {e})") from None
 
 
 def _load_model(path: str, spec: str, trust_remote_code: bool):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from ..data.formatting import HEADERS, cut_at_header
+from ..data.formatting import cut_at_header, has_header  # noqa: F401 (has_header: part of this API)
 from .stats import answer_diversity, headline, is_collapse, paired_comparison
 
 ECHO_MIN_INPUT_WORDS = 8
@@ -32,10 +32,6 @@ def normalize(text: str) -> str:
 
 def exact_match(prediction: str, reference: str) -> bool:
     return normalize(prediction) == normalize(reference)
-
-
-def has_header(text: str) -> bool:
-    return any(h in text for h in HEADERS)
 
 
 def answer_flags(answer: str, raw: str, row: dict, *, runaway: bool) -> dict:

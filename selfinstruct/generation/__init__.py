@@ -1,7 +1,8 @@
 """Generation: grow tasks from seed tasks with a teacher (the Self-Instruct bootstrap loop).
 
 Entry points: ``bootstrap.run`` (the loop behind `selfinstruct generate`), ``budget.dry_run_lines``
-(`--dry-run`), ``report.write_report`` (`selfinstruct report`: a run or any data file).
+(`--dry-run`), ``answer.answer_file`` (`selfinstruct answer`: a trained model, the student, writes rows'
+outputs anew), ``report.write_report`` (`selfinstruct report`: a run or any data file).
 
 ``prompts`` builds the teacher's prompts from package templates, ``parsing`` reads its answers,
 ``screen`` drops bad or near-duplicate candidates, ``instances`` asks for each kept task's examples,
