@@ -13,7 +13,10 @@ docs/benchmarks.md, "demo", for what was measured: a tuned model that beats its
 base on the packaged eval set, +0.101 [+0.056, +0.149]).
 
 ``--control`` also trains a seeds-only model with the same steps (step 2's seed rows)
-and prints what the generated rows add over it, with its interval.
+and prints what the generated rows add over it, with its interval. ``--cycle`` makes that
+seeds-only model the next teacher: it answers the generated tasks anew (`selfinstruct answer`),
+and the tuned model trains on the seeds and those answers (docs/benchmarks.md, "The student as
+the next teacher"); the seeds-only model is then the control.
 """
 from __future__ import annotations
 
@@ -82,7 +85,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-data", default=None, help="Rows with references for step 4 (default: see above).")
     p.add_argument("--control", action="store_true", help="Also train a seeds-only model with the same steps and "
                    "print what the generated rows add: tuned (seeds + generated) against it, with its interval.")
+    p.add_argument("--cycle", action="store_true", help="The student as the next teacher: the seeds-only model "
+                   "answers the generated tasks anew and the tuned model trains on the seeds and those answers "
+                   "(implies --control; about 10 more minutes).")
     args = p.parse_args(argv)
+    args.control = args.control or args.cycle
     args.out = Path(args.out) if args.out else default_out()
     return args
 
@@ -103,20 +110,21 @@ def closing_lines(gen: Path, ev: Path) -> list[str]:
     return lines
 
 
-def seeds_only(kept: Path, out: Path) -> int:
-    """The control's training file: the rows of step 2's output that are seed tasks (``seed: true``)."""
+def seeds_only(kept: Path, out: Path, seeds: bool = True) -> int:
+    """The control's training file: the rows of step 2's output that are seed tasks (``seed: true``);
+    with ``seeds=False``, the generated rows instead (what ``--cycle`` has the control answer)."""
     import json
 
     from .data.writers import write_jsonl
 
     rows = [json.loads(line) for line in kept.read_text(encoding="utf-8").splitlines() if line.strip()]
-    rows = [r for r in rows if r.get("seed")]
+    rows = [r for r in rows if bool(r.get("seed")) == seeds]
     write_jsonl(out, rows)
     return len(rows)
 
 
-def generated_value(ev: Path) -> str:
-    """One line: the tuned model (seeds + generated) against the seeds-only control, on the same rows.
+def generated_value(ev: Path, tuned_name: str = "seeds + generated") -> str:
+    """One line: the tuned model (``tuned_name``) against the seeds-only control, on the same rows.
 
     ``eval`` compares each model with the first (the base); this pairs the second and third models of
     its results.jsonl (tuned, control), in the order they were given."""
@@ -130,7 +138,7 @@ def generated_value(ev: Path) -> str:
         by_model.setdefault(r["model"], []).append((r["row"], r["rouge_l"]))
     _, tuned, control = [[s for _, s in sorted(v)] for v in by_model.values()]
     cmp = paired_comparison(control, tuned)
-    return "what the generated rows add: " + headline("the seeds-only control", "seeds + generated", cmp)
+    return "what the generated rows add: " + headline("the seeds-only control", tuned_name, cmp)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,18 +167,25 @@ def main(argv: list[str] | None = None) -> int:
                           "--include-seeds", "packaged", "--decontaminate", "packaged", "--no-progress")
 
     stage(3, "train: full fine-tune of the embedded base model")
-    times["train"] = cli("train", "--data", kept, "--model", "embedded", "--out", model,
-                         "--max-steps", size["steps"], "--batch-size", size["batch"], "--lr", size["lr"],
-                         "--max-length", size["max_length"], "--val-fraction", 0.1, "--eval-steps", 0.5,
-                         "--logging-steps", 5)
+    train = ("--model", "embedded", "--max-steps", size["steps"], "--batch-size", size["batch"], "--lr", size["lr"],
+             "--max-length", size["max_length"], "--val-fraction", 0.1, "--eval-steps", 0.5, "--logging-steps", 5)
+    control = out / "control"
     if args.control:
-        control = out / "control"
         n = seeds_only(kept, out / "seeds_only.jsonl")
         print(f"control: the same training on the {n} seed-task rows alone", flush=True)
-        times["train control"] = cli("train", "--data", out / "seeds_only.jsonl", "--model", "embedded",
-                                     "--out", control, "--max-steps", size["steps"], "--batch-size", size["batch"],
-                                     "--lr", size["lr"], "--max-length", size["max_length"], "--val-fraction", 0.1,
-                                     "--eval-steps", 0.5, "--logging-steps", 5)
+        times["train control"] = cli("train", "--data", out / "seeds_only.jsonl", "--out", control, *train)
+    if args.cycle:
+        n = seeds_only(kept, out / "generated.jsonl", seeds=False)
+        print(f"cycle: the seeds-only model answers the {n} generated tasks anew; the tuned model trains on "
+              "the seed tasks and those answers", flush=True)
+        times["answer"] = cli("answer", out / "generated.jsonl", "--model", control, "--out", out / "answered.jsonl",
+                              "--rejected", out / "answer_rejected.jsonl", "--batch-size", size["eval_batch"],
+                              "--no-progress")
+        kept = out / "filtered_answered.jsonl"
+        times["filter answers"] = cli("filter", out / "answered.jsonl", "--out", kept, "--rejected",
+                                      out / "filter_answered_rejected.jsonl", "--include-seeds", "packaged",
+                                      "--decontaminate", "packaged", "--no-progress")
+    times["train"] = cli("train", "--data", kept, "--out", model, *train)
 
     data, why = eval_data(model, args.eval_data)
     stage(4, f"eval: base vs tuned on {size['limit']} rows")
@@ -188,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in closing_lines(gen, ev):
         print(line)
     if args.control:
-        print(generated_value(ev))
+        print(generated_value(ev, "seeds + generated answered by the control" if args.cycle else "seeds + generated"))
     print("stage times (wall / CPU s): " + ", ".join(f"{k} {w:.0f}/{c:.0f}" for k, (w, c) in times.items())
           + f"; total {sum(w for w, _ in times.values()):.0f}/{sum(c for _, c in times.values()):.0f}")
     print(f"generate report: {gen / 'report' / 'report.md'}")

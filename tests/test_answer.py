@@ -1,5 +1,6 @@
 """`selfinstruct answer`: a model writes each row's output anew (the student as the next teacher)."""
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -94,25 +95,32 @@ def test_a_journal_from_other_settings_is_refused(tiny, tmp_path):
         answer_file(data, tiny, out, log=lambda m: None)
 
 
-@pytest.mark.parametrize("case", ["bad_line", "out_exists", "no_model"])
-def test_bad_input_is_one_line_and_exit_2_before_any_model_loads(case, tmp_path, monkeypatch):
-    import selfinstruct.models as models
+@pytest.mark.parametrize("case", ["bad_line", "out_exists", "no_model", "no_chat_template"])
+def test_bad_input_is_one_line_and_exit_2_before_any_model_loads(case, tiny, tmp_path, monkeypatch):
+    import selfinstruct.generation.answer as answer
 
-    monkeypatch.setattr(models, "load_model_and_tokenizer",
+    monkeypatch.setattr(answer, "load_model_and_tokenizer",
                         lambda *a, **k: pytest.fail("a model loaded before the inputs were checked"))
     data = write_rows(tmp_path / "rows.jsonl", ROWS)
-    model = str(tmp_path)
-    (tmp_path / "config.json").write_text("{}")
+    model, extra = tiny, []
     if case == "bad_line":
         data.write_text(data.read_text() + '{"instruction": 3}\n')
     if case == "out_exists":
         (tmp_path / "out.jsonl").write_text("keep me\n")
     if case == "no_model":
         model = str(tmp_path / "missing")
-    r = CliRunner().invoke(main, ["answer", str(data), "--model", model, "--out", str(tmp_path / "out.jsonl")])
+    if case == "no_chat_template":
+        import shutil
+
+        model = str(tmp_path / "plain")
+        shutil.copytree(tiny, model)
+        (Path(model) / "chat_template.jinja").unlink()
+        extra = ["--template", "chat"]
+    r = CliRunner().invoke(main, ["answer", str(data), "--model", model, "--out", str(tmp_path / "out.jsonl"), *extra])
     assert r.exit_code == 2, r.output
     line = r.output.strip()
     assert line.startswith("error: ") and "\n" not in line and "Traceback" not in r.output
-    assert {"bad_line": "rows.jsonl:4", "out_exists": "already exists", "no_model": "not found"}[case] in line
+    assert {"bad_line": "rows.jsonl:4", "out_exists": "already exists", "no_model": "not found",
+            "no_chat_template": "chat template"}[case] in line, line
     if case == "out_exists":
         assert (tmp_path / "out.jsonl").read_text() == "keep me\n"

@@ -91,11 +91,11 @@ def test_control_trains_the_seed_rows_alone_with_the_same_steps(tmp_path, monkey
             {"instruction": "g1", "input": "", "output": "o"},
             {"instruction": "s2", "input": "i", "output": "o", "seed": True}]
     calls = fake_commands(monkeypatch, filtered="".join(json.dumps(r) + "\n" for r in rows))
-    monkeypatch.setattr(demo, "generated_value", lambda ev: "value line")
+    monkeypatch.setattr(demo, "generated_value", lambda ev, name="": "value line")
     assert demo.main(["--out", str(tmp_path / "d"), "--control"]) == 0
     trains = [c for c in calls if c[0] == "train"]
     assert len(trains) == 2
-    tuned, control = trains
+    control, tuned = sorted(trains, key=lambda c: not c[c.index("--out") + 1].endswith("control"))
     data = Path(control[control.index("--data") + 1])
     assert [json.loads(line)["instruction"] for line in data.read_text().splitlines()] == ["s1", "s2"]
     strip = lambda c: [a for i, a in enumerate(c) if not (i and c[i - 1] in ("--data", "--out"))]  # noqa: E731
@@ -115,3 +115,29 @@ def test_generated_value_pairs_tuned_with_the_control(tmp_path):
     line = demo.generated_value(tmp_path)
     assert line.startswith("what the generated rows add: seeds + generated ")
     assert "0.450 vs 0.250, +0.200" in line and "3 wins / 1 ties / 0 losses" in line
+
+
+def test_cycle_has_the_seeds_only_model_answer_the_generated_tasks_anew(tmp_path, monkeypatch):
+    """--cycle (issue 24): the control (seeds only) trains first, answers the generated rows alone, those
+    answers are filtered with the seed tasks, and the tuned model trains on that, with the same settings."""
+    import json
+
+    rows = [{"instruction": "s1", "input": "", "output": "o", "seed": True},
+            {"instruction": "g1", "input": "", "output": "o"},
+            {"instruction": "g2", "input": "i", "output": "o"}]
+    calls = fake_commands(monkeypatch, filtered="".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.setattr(demo, "generated_value", lambda ev, name="": "value line")
+    assert demo.main(["--out", str(tmp_path / "d"), "--cycle"]) == 0
+    assert [c[0] for c in calls] == ["generate", "filter", "train", "answer", "filter", "train", "eval", "report"]
+    control, answer, refilter, tuned = calls[2:6]
+    assert answer[answer.index("--model") + 1] == control[control.index("--out") + 1]
+    asked = Path(answer[1])
+    assert [json.loads(line)["instruction"] for line in asked.read_text().splitlines()] == ["g1", "g2"]
+    assert refilter[1] == answer[answer.index("--out") + 1]
+    assert refilter[refilter.index("--include-seeds") + 1] == "packaged"
+    assert tuned[tuned.index("--data") + 1] == refilter[refilter.index("--out") + 1]
+    strip = lambda c: [a for i, a in enumerate(c) if not (i and c[i - 1] in ("--data", "--out"))]  # noqa: E731
+    assert strip(tuned) == strip(control)
+    ev = calls[6]
+    assert [ev[i + 1] for i, a in enumerate(ev) if a == "--model"] == ["embedded", tuned[tuned.index("--out") + 1],
+                                                                      control[control.index("--out") + 1]]

@@ -18,7 +18,8 @@ from ..data.formatting import TemplateError, adds_special_tokens, cut_at_header,
 from ..data.records import InputError, read_examples
 from ..data.sources import data_file
 from ..data.writers import JsonlWriter, OutputError, check_writable, clean, read_jsonl_lenient, write_jsonl
-from ..models import ModelError, check_model_files, resolve_model
+from ..models import (ModelError, check_model_files, generation_dtype, load_model_and_tokenizer, load_tokenizer,
+                      resolve_model)
 
 
 def _header_stop(tokenizer, prompt_len: int):
@@ -117,16 +118,15 @@ def answer_file(data, model: str, out, *, rejected=None, max_new_tokens: int = 2
     key = fingerprint(rows, settings)
     journal = out.with_name(out.name + ".partial.jsonl")
     done = read_journal(journal, key)
-    from ..models import generation_dtype, load_model_and_tokenizer
-
+    try:  # the prompts first (a model with no chat template fails here), then the weights
+        tokenizer = load_tokenizer(model, trust_remote_code=trust_remote_code)
+        prompts = [format_prompt(r, template, tokenizer) for r in rows]
+    except TemplateError as e:
+        raise ModelError(f"{model}: {e}") from None
     try:
         lm, tokenizer = load_model_and_tokenizer(path, dtype=generation_dtype(), trust_remote_code=trust_remote_code)
     except ModelError as e:  # name the model as the user gave it, not its resolved folder
         raise ModelError(str(e).replace(path, model, 1)) from None
-    try:
-        prompts = [format_prompt(r, template, tokenizer) for r in rows]
-    except TemplateError as e:
-        raise ModelError(f"{model}: {e}") from None
     if temperature > 0:
         import torch
 
