@@ -87,6 +87,20 @@ def test_a_killed_run_resumes_from_its_journal_and_answers_only_the_rest(tiny, t
     assert not journal.exists()
 
 
+@pytest.mark.parametrize("left", ["header", "torn header"])
+def test_a_run_killed_before_any_answer_starts_cleanly(left, tiny, tmp_path):
+    data = write_rows(tmp_path / "rows.jsonl", ROWS)
+    out = tmp_path / "out.jsonl"
+    settings = dict(model=tiny, max_new_tokens=8, temperature=0.0, top_p=1.0, repeat_penalty=1.2,
+                    template="alpaca", seed=0)
+    from selfinstruct.data.records import read_examples
+
+    header = json.dumps({"fingerprint": fingerprint(read_examples(data), settings), **settings})
+    out.with_name(out.name + ".partial.jsonl").write_text(header + "\n" if left == "header" else header[:20])
+    stats = answer_file(data, tiny, out, max_new_tokens=8, log=lambda m: None)
+    assert stats["rows"] == 3 and len(read(out)) == stats["kept"]
+
+
 def test_a_journal_from_other_settings_is_refused(tiny, tmp_path):
     data = write_rows(tmp_path / "rows.jsonl", ROWS)
     out = tmp_path / "out.jsonl"

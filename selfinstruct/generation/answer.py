@@ -91,7 +91,10 @@ def read_journal(path: Path, key: str) -> dict[int, dict]:
     if not path.exists():
         return {}
     lines = read_jsonl_lenient(path)
-    if not lines or lines[0].get("fingerprint") != key:
+    if not lines:  # killed before its first line was whole: start over
+        path.unlink()
+        return {}
+    if lines[0].get("fingerprint") != key:
         raise OutputError(f"{path}: left by an answer run with other data or settings (remove it to start over)")
     return {r["row"]: r for r in lines[1:]}
 
@@ -133,8 +136,9 @@ def answer_file(data, model: str, out, *, rejected=None, max_new_tokens: int = 2
         torch.manual_seed(seed)
     if done:
         log(f"resuming: {len(done)} of {len(rows)} rows were answered before")
+    fresh = not journal.exists()
     with JsonlWriter(journal) as j:
-        if not done:
+        if fresh:
             j.write({"fingerprint": key, **settings})
         for i, a in answers(lm, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
                             temperature=temperature, top_p=top_p, repeat_penalty=repeat_penalty, template=template,
