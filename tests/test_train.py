@@ -420,3 +420,24 @@ def test_lora_without_peft_is_one_line_before_any_model_loads(setup, tmp_path, m
     res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(tmp_path / "no-model"),
                                     "--out", str(tmp_path / "o"), "--lora", "8"])
     assert res.exit_code == 2 and "pip install 'selfinstruct[lora]'" in res.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("eval_steps,save_steps,ok", [("10", "15", False), ("0.1", "5", False), ("0.1", "0.25", False),
+                                                      ("10", "20", True), ("0.1", "0.3", True)])
+def test_save_steps_that_miss_the_evaluations_are_one_line_before_any_model_loads(eval_steps, save_steps, ok,
+                                                                                   setup, tmp_path):
+    """The best checkpoint needs every save on an evaluation; transformers says so in a traceback after loading."""
+    from selfinstruct.training.train import steps_error
+
+    assert (steps_error(float(eval_steps), float(save_steps), 0.1) is None) == ok
+    assert steps_error(float(eval_steps), float(save_steps), 0.0) is None  # no validation: no best checkpoint
+    if ok:
+        return
+    _, _, data = setup
+    res = CliRunner().invoke(main, ["train", "--data", str(data), "--model", str(tmp_path / "no-model"),
+                                    "--out", str(tmp_path / "o"), "--eval-steps", eval_steps,
+                                    "--save-steps", save_steps, "--val-fraction", "0.1"])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert res.output.strip() == f"error: --save-steps: {save_steps} is not a multiple of --eval-steps {eval_steps} " \
+        "(both step counts or both fractions): the best checkpoint needs every save on an evaluation"
+    assert not (tmp_path / "o").exists()

@@ -193,6 +193,19 @@ def steps_value(x: float | None):
     return float(x) if x < 1 else int(x)
 
 
+def steps_error(eval_steps: float, save_steps: float | None, val_fraction: float) -> str | None:
+    """Why --save-steps cannot go with --eval-steps, or None: the best checkpoint (by validation loss) is
+    kept only if every save falls on an evaluation, so a save must be a whole multiple of an evaluation
+    (both step counts, or both fractions of the run), as TrainingArguments demands after loading."""
+    if save_steps is None or val_fraction <= 0:
+        return None
+    big = 1_000_000  # fractions: compare in millionths, as transformers does
+    if (eval_steps < 1) != (save_steps < 1) or round(save_steps * big) % round(eval_steps * big):
+        return (f"{save_steps:g} is not a multiple of --eval-steps {eval_steps:g} (both step counts or both "
+                "fractions): the best checkpoint needs every save on an evaluation")
+    return None
+
+
 def training_arguments(opts: TrainOptions, dev: dict, has_val: bool):
     from transformers import TrainingArguments
 
@@ -250,6 +263,8 @@ def train(opts: TrainOptions, callbacks=(), echo=print) -> dict:
         warn(f"skipped {err}")
     if report_to_error(opts.report_to) or peft_error(opts.lora):
         raise ModelError(report_to_error(opts.report_to) or peft_error(opts.lora))
+    if bad_steps := steps_error(opts.eval_steps, opts.save_steps, opts.val_fraction):
+        raise InputError("--save-steps", None, bad_steps)
     if opts.lr is None:  # the CLI's default: full fine-tuning's rate, or LoRA's
         opts = dataclasses.replace(opts, lr=default_lr(opts.lora))
     if opts.max_batch_tokens is None:  # the device's default, saved so that --resume compares it
