@@ -110,9 +110,9 @@ def closing_lines(gen: Path, ev: Path) -> list[str]:
     return lines
 
 
-def seeds_only(kept: Path, out: Path, seeds: bool = True) -> int:
-    """The control's training file: the rows of step 2's output that are seed tasks (``seed: true``);
-    with ``seeds=False``, the generated rows instead (what ``--cycle`` has the control answer)."""
+def write_part(kept: Path, out: Path, seeds: bool) -> int:
+    """One part of step 2's output: the seed-task rows (``seed: true``, the control's training file) or,
+    with ``seeds=False``, the generated rows (what ``--cycle`` has the control answer)."""
     import json
 
     from .data.writers import write_jsonl
@@ -171,11 +171,11 @@ def main(argv: list[str] | None = None) -> int:
              "--max-length", size["max_length"], "--val-fraction", 0.1, "--eval-steps", 0.5, "--logging-steps", 5)
     control = out / "control"
     if args.control:
-        n = seeds_only(kept, out / "seeds_only.jsonl")
+        n = write_part(kept, out / "seeds_only.jsonl", seeds=True)
         print(f"control: the same training on the {n} seed-task rows alone", flush=True)
         times["train control"] = cli("train", "--data", out / "seeds_only.jsonl", "--out", control, *train)
     if args.cycle:
-        n = seeds_only(kept, out / "generated.jsonl", seeds=False)
+        n = write_part(kept, out / "generated.jsonl", seeds=False)
         print(f"cycle: the seeds-only model answers the {n} generated tasks anew; the tuned model trains on "
               "the seed tasks and those answers", flush=True)
         times["answer"] = cli("answer", out / "generated.jsonl", "--model", control, "--out", out / "answered.jsonl",

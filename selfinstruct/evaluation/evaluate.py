@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .metrics import _mean, compare_models, pick_examples, score_answer, summarize
 from ..data.formatting import TemplateError, format_prompt
-from ..generation.answer import encode_batch, generate  # noqa: F401 (encode_batch: eval's tokens are train's)
+from ..generation.answer import generate
 from ..models import ModelError, check_model_files, load_error, resolve_model
 from ..data.records import InputError, read_examples
 from ..data.sources import data_file

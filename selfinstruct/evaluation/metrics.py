@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from ..data.formatting import cut_at_header, has_header  # noqa: F401 (has_header: part of this API)
+from ..data.formatting import cut_at_header, has_header
 from .stats import answer_diversity, headline, is_collapse, paired_comparison
 
 ECHO_MIN_INPUT_WORDS = 8
