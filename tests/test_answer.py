@@ -66,16 +66,20 @@ def test_the_repeat_penalty_reaches_the_model(tiny):
     assert generate(model, tok, prompts, max_new_tokens=24, repeat_penalty=3.0) != plain
 
 
+def journal_header(data, model) -> str:
+    """The first line `answer_file(data, model, out, max_new_tokens=8)` writes to its journal."""
+    from selfinstruct.data.records import read_examples
+
+    settings = dict(model=model, max_new_tokens=8, temperature=0.0, top_p=1.0, repeat_penalty=1.2,
+                    template="alpaca", seed=0)
+    return json.dumps({"fingerprint": fingerprint(read_examples(data), settings), **settings})
+
+
 def test_a_killed_run_resumes_from_its_journal_and_answers_only_the_rest(tiny, tmp_path):
     data = write_rows(tmp_path / "rows.jsonl", ROWS)
     out = tmp_path / "out.jsonl"
-    settings = dict(model=tiny, max_new_tokens=8, temperature=0.0, top_p=1.0, repeat_penalty=1.2,
-                    template="alpaca", seed=0)
-    from selfinstruct.data.records import read_examples
-
-    key = fingerprint(read_examples(data), settings)
     journal = out.with_name(out.name + ".partial.jsonl")
-    journal.write_text(json.dumps({"fingerprint": key, **settings}) + "\n"
+    journal.write_text(journal_header(data, tiny) + "\n"
                        + json.dumps({"row": 1, "raw": "Bonjour from before", "new_tokens": 3, "runaway": False})
                        + "\n" + '{"row": 2, "raw": "torn')           # a line the kill cut short
     logs = []
@@ -91,11 +95,7 @@ def test_a_killed_run_resumes_from_its_journal_and_answers_only_the_rest(tiny, t
 def test_a_run_killed_before_any_answer_starts_cleanly(left, tiny, tmp_path):
     data = write_rows(tmp_path / "rows.jsonl", ROWS)
     out = tmp_path / "out.jsonl"
-    settings = dict(model=tiny, max_new_tokens=8, temperature=0.0, top_p=1.0, repeat_penalty=1.2,
-                    template="alpaca", seed=0)
-    from selfinstruct.data.records import read_examples
-
-    header = json.dumps({"fingerprint": fingerprint(read_examples(data), settings), **settings})
+    header = journal_header(data, tiny)
     out.with_name(out.name + ".partial.jsonl").write_text(header + "\n" if left == "header" else header[:20])
     stats = answer_file(data, tiny, out, max_new_tokens=8, log=lambda m: None)
     assert stats["rows"] == 3 and len(read(out)) == stats["kept"]

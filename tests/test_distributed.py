@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 
 from selfinstruct.cli import main
 from selfinstruct.training.processes import launch_shortfall
-from tiny import make_tiny_model_dir
+from tiny import metrics, model_and_data
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["apple", "river", "stone", "cloud", "green", "seven", "light", "table", "music", "north", "paper", "water"]
@@ -51,17 +51,9 @@ def torchrun(*args, script=("-m", "selfinstruct.cli")) -> subprocess.CompletedPr
     return subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=170, cwd=ROOT)
 
 
-def metrics(out, kind):
-    return [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dist")
-    base = make_tiny_model_dir(root / "base")
-    data = root / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    return root, base, data
+    return model_and_data(tmp_path_factory.mktemp("dist"), ROWS)
 
 
 @pytest.fixture(scope="module")

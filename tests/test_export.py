@@ -13,7 +13,7 @@ from selfinstruct.data.sources import load_rows
 from selfinstruct.training.examples import encode_rows, split_rows
 from selfinstruct.data.export import FORMATS, export
 from selfinstruct.data.formatting import format_example
-from selfinstruct.evaluation.evaluate import encode_batch
+from selfinstruct.generation.answer import encode_batch
 from tiny import make_tiny_model_dir, make_tokenizer
 
 ROWS = [

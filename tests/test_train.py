@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from selfinstruct.cli import main
 from selfinstruct.training.examples import token_batches
 from selfinstruct.training.train import TrainOptions, train, training_arguments
-from tiny import make_tiny_model_dir
+from tiny import make_tiny_model_dir, metrics, model_and_data
 
 WORDS = ["apple", "river", "stone", "cloud", "green", "seven", "light", "table", "music", "north"]
 ROWS = [{"instruction": f"Repeat the word {w} {n} times.", "input": "", "output": " ".join([w] * n)}
@@ -19,17 +19,9 @@ ARGS = ["--max-steps", "12", "--batch-size", "4", "--lr", "3e-2", "--warmup-rati
         "--eval-steps", "4", "--logging-steps", "1", "--val-fraction", "0.2", "--seed", "1"]
 
 
-def metrics(out, kind):
-    return [r for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    base = make_tiny_model_dir(root / "base")
-    data = root / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    return root, base, data
+    return model_and_data(tmp_path_factory.mktemp("train"), ROWS)
 
 
 class Records(logging.Handler):

@@ -78,3 +78,20 @@ def make_tiny_model_dir(path, *, chat_template: bool = True, seed: int = 0, **co
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def model_and_data(root: Path, rows: list[dict]) -> tuple[Path, Path, Path]:
+    """(root, a tiny model folder, a JSONL file of ``rows``): what the training tests start from."""
+    import json
+
+    base = make_tiny_model_dir(root / "base")
+    data = root / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root, base, data
+
+
+def metrics(out: Path, kind: str) -> list[dict]:
+    """The records of one ``type`` in a train run's metrics.jsonl."""
+    import json
+
+    return [r for r in map(json.loads, (Path(out) / "metrics.jsonl").read_text().splitlines()) if r["type"] == kind]
